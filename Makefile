@@ -1,0 +1,32 @@
+# The two commands a newcomer needs are `make run` and `make test` (README.md).
+GO ?= go
+STATICCHECK_VERSION := 2025.1.1
+
+.PHONY: run test bench lint vuln build
+
+## run: the service on a local database, with a first admin printed once
+run:
+	@DATABASE_URL="$$(deploy/dev/devdb.sh authd)" && export DATABASE_URL && \
+	  $(GO) run ./cmd/authd serve --bootstrap-admin
+
+## test: every test, integration tests included, each in its own database
+test:
+	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= deploy/dev/devdb.sh postgres)}" && \
+	  export AUTHD_TEST_DATABASE_URL && \
+	  $(GO) test -race -count=1 ./...
+
+## bench: the benchmarks quoted in README's Performance section
+bench:
+	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= deploy/dev/devdb.sh postgres)}" && \
+	  export AUTHD_TEST_DATABASE_URL && \
+	  $(GO) test -run '^$$' -bench . -benchmem ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/authd ./cmd/authd
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+vuln:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@latest ./...

@@ -1,0 +1,128 @@
+// Package account manages users: creation and the rules every username and
+// password must follow.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/password"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/session"
+)
+
+// Limits on what a user may choose.
+const (
+	MaxUsernameLen    = 256  // bytes
+	MinPasswordRunes  = 12   // characters
+	MaxPasswordBytes  = 1024 // bytes; argon2 would hash more, but nobody types more
+	generatedPassword = 24   // random bytes in a generated password
+)
+
+var (
+	// ErrUsernameTaken: another user has the name in some letter case.
+	ErrUsernameTaken = errors.New("username is taken")
+	// ErrUserNotFound: no such user.
+	ErrUserNotFound = errors.New("user not found")
+)
+
+// PolicyError says which rule a username, role or password broke.
+type PolicyError struct {
+	Rule string
+}
+
+func (e *PolicyError) Error() string { return e.Rule }
+
+// ValidRole reports whether r is one of the roles authd knows.
+func ValidRole(r string) bool {
+	return r == session.RoleUser || r == session.RoleAdmin || r == session.RoleService
+}
+
+// CheckUsername enforces the username rules.
+func CheckUsername(name string) error {
+	switch {
+	case name == "":
+		return &PolicyError{"username must not be empty"}
+	case len(name) > MaxUsernameLen:
+		return &PolicyError{fmt.Sprintf("username must be at most %d bytes", MaxUsernameLen)}
+	case !utf8.ValidString(name):
+		return &PolicyError{"username must be valid UTF-8"}
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == ':' {
+			return &PolicyError{"username must not contain spaces, control characters or ':'"}
+		}
+	}
+	return nil
+}
+
+// CheckPassword enforces the password policy for a password being set.
+func CheckPassword(username, pw string) error {
+	switch {
+	case !utf8.ValidString(pw):
+		return &PolicyError{"password must be valid UTF-8"}
+	case len(pw) > MaxPasswordBytes:
+		return &PolicyError{fmt.Sprintf("password must be at most %d bytes", MaxPasswordBytes)}
+	case utf8.RuneCountInString(pw) < MinPasswordRunes:
+		return &PolicyError{fmt.Sprintf("password must be at least %d characters", MinPasswordRunes)}
+	case strings.EqualFold(pw, username):
+		return &PolicyError{"password must not equal the username"}
+	}
+	return nil
+}
+
+// GeneratePassword returns a random password from crypto/rand.
+func GeneratePassword() (string, error) {
+	b := make([]byte, generatedPassword)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Service manages users.
+type Service struct {
+	db     *postgres.DB
+	hasher *password.Hasher
+	clock  clock.Clock
+}
+
+// NewService wires a Service.
+func NewService(db *postgres.DB, h *password.Hasher, c clock.Clock) *Service {
+	return &Service{db: db, hasher: h, clock: c}
+}
+
+// Create makes a user after checking every rule, and returns it.
+func (s *Service) Create(ctx context.Context, username, role, pw string) (postgres.User, error) {
+	if err := CheckUsername(username); err != nil {
+		return postgres.User{}, err
+	}
+	if !ValidRole(role) {
+		return postgres.User{}, &PolicyError{"role must be one of user, admin, service"}
+	}
+	if err := CheckPassword(username, pw); err != nil {
+		return postgres.User{}, err
+	}
+	hash, err := s.hasher.Hash(pw)
+	if err != nil {
+		return postgres.User{}, err
+	}
+	now := s.clock.Now()
+	u := postgres.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, Role: role, CreatedAt: now, UpdatedAt: now}
+	if err := s.db.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, postgres.ErrConflict) {
+			return postgres.User{}, ErrUsernameTaken
+		}
+		return postgres.User{}, err
+	}
+	return u, nil
+}

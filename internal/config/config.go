@@ -1,0 +1,168 @@
+// Package config reads every AUTHD_* variable (and DATABASE_URL) once, applies
+// defaults, and validates them, naming the variable in every error.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Config is authd's whole configuration.
+type Config struct {
+	// DatabaseURL is DATABASE_URL: a PostgreSQL connection URL. Required.
+	DatabaseURL string
+	// Addr is AUTHD_ADDR, the listen address. Default ":8080".
+	Addr string
+	// Issuer is AUTHD_ISSUER, the "iss" claim and the public base URL.
+	// Default "http://localhost:8080".
+	Issuer string
+	// Audience is AUTHD_AUDIENCE, the "aud" claim. Default "authd".
+	Audience string
+	// AccessTTL is AUTHD_ACCESS_TTL, the access-token lifetime. Default 10m, at least 1s.
+	AccessTTL time.Duration
+	// SessionTTL is AUTHD_SESSION_TTL, a session's absolute lifetime: no
+	// refresh extends it. Default 720h; must not be shorter than AccessTTL.
+	SessionTTL time.Duration
+	// SigningKeys is AUTHD_SIGNING_KEYS: comma-separated PKCS#8 PEM files;
+	// the first signs. Empty means an ephemeral key (development only).
+	SigningKeys []string
+	// PruneSchedule is AUTHD_PRUNE_SCHEDULE, a cron spec for deleting old
+	// sessions. Default "@every 1m".
+	PruneSchedule string
+	// SessionRetention is AUTHD_SESSION_RETENTION: sessions are deleted this
+	// long after their absolute expiry. Default 720h, at least 1s.
+	SessionRetention time.Duration
+	// RedisURL is AUTHD_REDIS_URL. When set, revocations are also pushed on
+	// the Redis channel auth:revoked. Default empty (pull only).
+	RedisURL string
+	// TrustedProxies is AUTHD_TRUSTED_PROXIES: comma-separated CIDRs whose
+	// X-Forwarded-For is believed. Default none.
+	TrustedProxies []netip.Prefix
+	// LogLevel is AUTHD_LOG_LEVEL: debug, info, warn or error. Default info.
+	LogLevel slog.Level
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:   getenv("DATABASE_URL"),
+		Addr:          or(getenv("AUTHD_ADDR"), ":8080"),
+		Issuer:        or(getenv("AUTHD_ISSUER"), "http://localhost:8080"),
+		Audience:      or(getenv("AUTHD_AUDIENCE"), "authd"),
+		PruneSchedule: or(getenv("AUTHD_PRUNE_SCHEDULE"), "@every 1m"),
+		RedisURL:      getenv("AUTHD_REDIS_URL"),
+	}
+	var err error
+	if c.AccessTTL, err = duration(getenv, "AUTHD_ACCESS_TTL", 10*time.Minute); err != nil {
+		return Config{}, err
+	}
+	if c.SessionTTL, err = duration(getenv, "AUTHD_SESSION_TTL", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if c.SessionRetention, err = duration(getenv, "AUTHD_SESSION_RETENTION", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	for _, p := range splitList(getenv("AUTHD_SIGNING_KEYS")) {
+		c.SigningKeys = append(c.SigningKeys, p)
+	}
+	for _, s := range splitList(getenv("AUTHD_TRUSTED_PROXIES")) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("AUTHD_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p.Masked())
+	}
+	if lv := getenv("AUTHD_LOG_LEVEL"); lv != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(lv)); err != nil {
+			return Config{}, fmt.Errorf("AUTHD_LOG_LEVEL: %q is not one of debug, info, warn, error", lv)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the relations between values.
+func (c Config) Validate() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("DATABASE_URL: required (for example postgres://user@127.0.0.1:5432/authd)")
+	}
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return fmt.Errorf("DATABASE_URL: want a postgres:// URL")
+	}
+	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("AUTHD_ISSUER: %q is not an absolute http(s) URL", c.Issuer)
+	}
+	if c.SessionTTL < c.AccessTTL {
+		return fmt.Errorf("AUTHD_SESSION_TTL: %s is shorter than AUTHD_ACCESS_TTL %s", c.SessionTTL, c.AccessTTL)
+	}
+	if _, err := cron.ParseStandard(c.PruneSchedule); err != nil {
+		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %q: %v", c.PruneSchedule, err)
+	}
+	if c.RedisURL != "" {
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+			return fmt.Errorf("AUTHD_REDIS_URL: want a redis:// or rediss:// URL")
+		}
+	}
+	return nil
+}
+
+// Redacted returns the configuration for the start-up log line, with the
+// credentials inside URLs masked.
+func (c Config) Redacted() []any {
+	return []any{
+		"database_url", redactURL(c.DatabaseURL),
+		"addr", c.Addr, "issuer", c.Issuer, "audience", c.Audience,
+		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
+		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
+		"session_retention", c.SessionRetention.String(), "redis_url", redactURL(c.RedisURL),
+		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
+	}
+}
+
+func redactURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %q is not a duration such as 30s, 10m or 720h", name, v)
+	}
+	if d < time.Second {
+		return 0, fmt.Errorf("%s: %s is below the minimum of 1s", name, d)
+	}
+	return d, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

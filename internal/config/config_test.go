@@ -1,0 +1,74 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/authd"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.AccessTTL != 10*time.Minute || c.SessionTTL != 720*time.Hour ||
+		c.PruneSchedule != "@every 1m" || c.SessionRetention != 720*time.Hour || len(c.SigningKeys) != 0 {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	base := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/authd"}
+	cases := []struct {
+		name, key, val, want string
+	}{
+		{"missing database", "DATABASE_URL", "", "DATABASE_URL"},
+		{"mysql database", "DATABASE_URL", "mysql://x", "DATABASE_URL"},
+		{"bad duration", "AUTHD_ACCESS_TTL", "ten minutes", "AUTHD_ACCESS_TTL"},
+		{"sub-second", "AUTHD_ACCESS_TTL", "500ms", "AUTHD_ACCESS_TTL"},
+		{"session shorter than access", "AUTHD_SESSION_TTL", "1m", "AUTHD_SESSION_TTL"},
+		{"bad issuer", "AUTHD_ISSUER", "authd", "AUTHD_ISSUER"},
+		{"bad cron", "AUTHD_PRUNE_SCHEDULE", "every minute", "AUTHD_PRUNE_SCHEDULE"},
+		{"bad retention", "AUTHD_SESSION_RETENTION", "-1h", "AUTHD_SESSION_RETENTION"},
+		{"bad proxy", "AUTHD_TRUSTED_PROXIES", "10.0.0.0/8, nope", "AUTHD_TRUSTED_PROXIES"},
+		{"bad redis", "AUTHD_REDIS_URL", "http://x", "AUTHD_REDIS_URL"},
+		{"bad log level", "AUTHD_LOG_LEVEL", "loud", "AUTHD_LOG_LEVEL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := map[string]string{}
+			for k, v := range base {
+				kv[k] = v
+			}
+			kv[tc.key] = tc.val
+			_, err := Load(env(kv))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("Load err = %v, want one starting with %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRedactedHidesPasswords(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"DATABASE_URL":     "postgres://u:hunter2hunter2@127.0.0.1/authd",
+		"AUTHD_REDIS_URL":  "redis://:s3cret@127.0.0.1:6379/0",
+		"AUTHD_ACCESS_TTL": "30s", "AUTHD_SESSION_TTL": "1h",
+		"AUTHD_TRUSTED_PROXIES": "10.1.2.3/8",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrustedProxies[0].String() != "10.0.0.0/8" {
+		t.Fatalf("proxy = %v", c.TrustedProxies)
+	}
+	for _, v := range c.Redacted() {
+		if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret")) {
+			t.Fatalf("Redacted leaks a secret: %s", s)
+		}
+	}
+}

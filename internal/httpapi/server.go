@@ -1,0 +1,76 @@
+// Package httpapi is authd's HTTP surface on Echo: thin handlers that parse,
+// call the domain packages, and write the answer. Statuses live in errors.go,
+// routes in routes.go.
+package httpapi
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/session"
+)
+
+// MaxBodyBytes is the largest request body accepted (413 above it).
+const MaxBodyBytes = 64 << 10
+
+// RequestTimeout bounds each request's context, and so its database calls.
+const RequestTimeout = 10 * time.Second
+
+// Deps is everything the HTTP layer calls.
+type Deps struct {
+	DB             *postgres.DB
+	Sessions       *session.Service
+	Accounts       *account.Service
+	Feed           *feed.Service
+	Keys           *keys.Set
+	Clock          clock.Clock
+	Log            *slog.Logger
+	Issuer         string
+	TrustedProxies []netip.Prefix
+}
+
+type handlers struct {
+	Deps
+}
+
+// NewServer returns the configured Echo instance with every route.
+func NewServer(d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = ipExtractor(d.TrustedProxies)
+	h := &handlers{Deps: d}
+	e.HTTPErrorHandler = h.handleError
+
+	e.Use(middleware.RequestID())
+	e.Use(h.recoverPanics)
+	e.Use(h.logRequests())
+	e.Use(securityHeaders)
+	e.Use(limitBody)
+	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: RequestTimeout}))
+	h.routes(e)
+	return e
+}
+
+// ipExtractor believes X-Forwarded-For only from the configured proxies;
+// with none configured the client address is the connection's.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		_, n, _ := net.ParseCIDR(p.String())
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}

@@ -1,0 +1,242 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/seedc5a8123e/authd/internal/session"
+)
+
+// maxParamBytes caps any single /token parameter; passwords have their own,
+// tighter, policy limit when they are set.
+const maxParamBytes = 4096
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	SID          string `json:"sid"`
+}
+
+// token is the OAuth 2.0 token endpoint (RFC 6749 section 3.2).
+func (h *handlers) token(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	c.Response().Header().Set("Pragma", "no-cache")
+	p, err := readTokenParams(c.Request())
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	meta := session.Meta{UserAgent: truncate(c.Request().UserAgent(), 512), IP: c.RealIP()}
+	var g session.Grant
+	switch gt := p["grant_type"]; gt {
+	case "password":
+		user, pw, err := p.require("username", "password")
+		if err != nil {
+			return err
+		}
+		g, err = h.Sessions.PasswordGrant(ctx, user, pw, meta)
+		if err != nil {
+			return tokenError(err)
+		}
+	case "refresh_token":
+		rt, _, err := p.require("refresh_token", "")
+		if err != nil {
+			return err
+		}
+		g, err = h.Sessions.RefreshGrant(ctx, rt)
+		if err != nil {
+			return tokenError(err)
+		}
+	case "client_credentials":
+		id, secret, err := clientCredentials(c.Request(), p)
+		if err != nil {
+			return err
+		}
+		g, err = h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta)
+		if err != nil {
+			return tokenError(err)
+		}
+	case "":
+		return invalidRequest("grant_type is required")
+	default:
+		return &oauthError{http.StatusBadRequest, "unsupported_grant_type",
+			"grant_type must be password, refresh_token or client_credentials"}
+	}
+	return c.JSON(http.StatusOK, tokenResponse{
+		AccessToken: g.AccessToken, TokenType: "Bearer", ExpiresIn: g.ExpiresIn,
+		RefreshToken: g.RefreshToken, SID: g.SID,
+	})
+}
+
+type tokenParams map[string]string
+
+// require returns the named parameters (b may be empty to ask for one),
+// refusing missing or empty ones.
+func (p tokenParams) require(a, b string) (string, string, error) {
+	for _, k := range []string{a, b} {
+		if k != "" && p[k] == "" {
+			return "", "", invalidRequest(k + " is required")
+		}
+	}
+	return p[a], p[b], nil
+}
+
+// readTokenParams reads a form-encoded body (RFC 6749) or, as a convenience,
+// a JSON object of strings. Repeated parameters, invalid UTF-8 and oversized
+// values are refused, as RFC 6749 section 3.2 asks.
+func readTokenParams(r *http.Request) (tokenParams, error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil && r.Header.Get(echo.HeaderContentType) != "" {
+		return nil, unsupportedMedia()
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errBodyTooLarge
+		}
+		return nil, invalidRequest("the request body could not be read")
+	}
+	var p tokenParams
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		p, err = parseForm(body)
+	case "application/json":
+		p, err = parseJSONParams(body)
+	default:
+		return nil, unsupportedMedia()
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range p {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, invalidRequest("parameters must be valid UTF-8")
+		}
+		if len(v) > maxParamBytes {
+			return nil, invalidRequest("parameter " + safeName(k) + " is too long")
+		}
+	}
+	return p, nil
+}
+
+func unsupportedMedia() error {
+	return &problem{Type: "about:blank", Title: http.StatusText(http.StatusUnsupportedMediaType),
+		Status: http.StatusUnsupportedMediaType, Detail: "send application/x-www-form-urlencoded (or application/json)"}
+}
+
+func parseForm(body []byte) (tokenParams, error) {
+	q, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, invalidRequest("the form body is malformed")
+	}
+	p := make(tokenParams, len(q))
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return nil, invalidRequest("parameter " + safeName(k) + " is repeated")
+		}
+		p[k] = vs[0]
+	}
+	return p, nil
+}
+
+// parseJSONParams accepts one flat JSON object whose values are strings,
+// refusing duplicate keys (encoding/json would silently keep the last).
+func parseJSONParams(body []byte) (tokenParams, error) {
+	bad := invalidRequest("the JSON body must be one object of string values")
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, bad
+	}
+	p := tokenParams{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, bad
+		}
+		k, _ := kt.(string)
+		vt, err := dec.Token()
+		if err != nil {
+			return nil, bad
+		}
+		v, ok := vt.(string)
+		if !ok {
+			return nil, bad
+		}
+		if _, dup := p[k]; dup {
+			return nil, invalidRequest("parameter " + safeName(k) + " is repeated")
+		}
+		p[k] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, bad
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad
+	}
+	return p, nil
+}
+
+// clientCredentials takes the client's id and secret from HTTP Basic
+// (RFC 6749 section 2.3.1, form-encoded inside) or from the body, never both.
+func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
+	id, secret, basic := r.BasicAuth()
+	_, formID := p["client_id"]
+	_, formSecret := p["client_secret"]
+	if basic && (formID || formSecret) {
+		if formSecret || p["client_id"] != id {
+			return "", "", invalidRequest("use one client authentication method, not both")
+		}
+	}
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		}
+	} else {
+		id, secret = p["client_id"], p["client_secret"]
+	}
+	if id == "" || secret == "" {
+		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+	}
+	if !utf8.ValidString(id) || !utf8.ValidString(secret) || len(id) > maxParamBytes || len(secret) > maxParamBytes {
+		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+	}
+	return id, secret, nil
+}
+
+// safeName keeps a client-chosen parameter name short and printable before it
+// is echoed in an error description.
+func safeName(k string) string {
+	k = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, k)
+	return truncate(k, 40)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) && len(s) > 0 {
+		s = s[:len(s)-1]
+	}
+	return s
+}

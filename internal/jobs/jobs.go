@@ -1,0 +1,80 @@
+// Package jobs runs authd's periodic work on robfig/cron: today the pruning
+// of sessions long past their absolute expiry.
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+)
+
+// pruneBatch is how many rows one DELETE removes, to keep lock times short.
+const pruneBatch = 5000
+
+// pruneTimeout bounds one pruning run.
+const pruneTimeout = 5 * time.Minute
+
+// Pruner deletes sessions whose absolute expiry is older than the retention.
+// Every replica may run it: the DELETE is idempotent and skips rows another
+// replica is deleting.
+type Pruner struct {
+	DB        *postgres.DB
+	Clock     clock.Clock
+	Retention time.Duration
+	Log       *slog.Logger
+	// OnRun, if set, is told each run's outcome (for metrics).
+	OnRun func(deleted int64, err error)
+}
+
+// Run prunes once. The retention is counted from each session's absolute
+// expiry, so nothing a verifier could still need is removed: every token of a
+// session expires by then.
+func (p *Pruner) Run(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, pruneTimeout)
+	defer cancel()
+	before := p.Clock.Now().Add(-p.Retention)
+	n, err := p.DB.DeleteSessionsExpiredBefore(ctx, before, pruneBatch)
+	if p.OnRun != nil {
+		p.OnRun(n, err)
+	}
+	if err != nil {
+		p.Log.Error("prune: failed; will retry on the next tick", "deleted", n, "err", err)
+		return n, err
+	}
+	p.Log.Info("prune: done", "deleted", n, "expired_before", before.UTC().Format(time.RFC3339))
+	return n, nil
+}
+
+// Scheduler runs jobs on their cron schedules.
+type Scheduler struct {
+	c *cron.Cron
+}
+
+// Start schedules p on spec. Runs never overlap (a tick that finds the
+// previous run still going is skipped), a panic is recovered and logged, and
+// each run's context derives from ctx, so shutdown cancels a run in flight.
+func Start(ctx context.Context, spec string, p *Pruner, log *slog.Logger) (*Scheduler, error) {
+	logger := cronLogger{log}
+	c := cron.New(cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)), cron.WithLogger(logger))
+	if _, err := c.AddFunc(spec, func() { _, _ = p.Run(ctx) }); err != nil {
+		return nil, err
+	}
+	c.Start()
+	return &Scheduler{c: c}, nil
+}
+
+// Stop stops scheduling and waits for a running job to return.
+func (s *Scheduler) Stop() { <-s.c.Stop().Done() }
+
+// cronLogger adapts slog to cron's logger; cron's Info chatter is debug here.
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.log.Debug("cron: "+msg, kv...) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("cron: "+msg, append(kv, "err", err)...)
+}

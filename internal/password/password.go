@@ -1,0 +1,114 @@
+// Package password hashes and verifies passwords with argon2id, stored as PHC
+// strings ($argon2id$v=19$m=...,t=...,p=...$salt$hash) so that parameters can
+// be raised later while old hashes keep verifying.
+package password
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Params are argon2id cost parameters.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+	SaltLen uint32
+	KeyLen  uint32
+}
+
+// Default follows the OWASP Password Storage Cheat Sheet: m=19456 KiB, t=2, p=1.
+var Default = Params{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// ErrMalformedHash means a stored hash is not a PHC string this package can read.
+var ErrMalformedHash = errors.New("password: malformed hash")
+
+// Hasher hashes with fixed parameters. The zero value is not usable; use New.
+type Hasher struct {
+	p     Params
+	dummy string
+}
+
+// New returns a Hasher using p. It precomputes a dummy hash so that a login
+// for an unknown user costs the same as one for a real user.
+func New(p Params) *Hasher {
+	h := &Hasher{p: p}
+	d, err := h.Hash("authd-dummy-password-for-timing")
+	if err != nil {
+		panic(err) // only crypto/rand can fail here, and then nothing works
+	}
+	h.dummy = d
+	return h
+}
+
+// Hash returns the PHC string for pw with a fresh random salt.
+func (h *Hasher) Hash(pw string) (string, error) {
+	salt := make([]byte, h.p.SaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("password: salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(pw), salt, h.p.Time, h.p.Memory, h.p.Threads, h.p.KeyLen)
+	return encode(h.p, salt, key), nil
+}
+
+// Verify reports whether pw matches the PHC string encoded, and whether the
+// hash should be replaced because it was made with other parameters.
+func (h *Hasher) Verify(pw, encoded string) (ok, needsRehash bool, err error) {
+	p, salt, key, err := decode(encoded)
+	if err != nil {
+		return false, false, err
+	}
+	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	ok = subtle.ConstantTimeCompare(got, key) == 1
+	needsRehash = p.Memory != h.p.Memory || p.Time != h.p.Time || p.Threads != h.p.Threads ||
+		uint32(len(key)) != h.p.KeyLen || uint32(len(salt)) != h.p.SaltLen
+	return ok, needsRehash, nil
+}
+
+// VerifyDummy spends the time of one Verify and always reports false. Callers
+// use it when the user does not exist, so that timing does not reveal that.
+func (h *Hasher) VerifyDummy(pw string) {
+	_, _, _ = h.Verify(pw, h.dummy)
+}
+
+func encode(p Params, salt, key []byte) string {
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key))
+}
+
+func decode(s string) (Params, []byte, []byte, error) {
+	parts := strings.Split(s, "$")
+	// "", "argon2id", "v=19", "m=..,t=..,p=..", salt, hash
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	var v int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &v); err != nil || v != argon2.Version {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	var p Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	if p.Memory == 0 || p.Time == 0 || p.Threads == 0 {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	b64 := base64.RawStdEncoding
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil || len(salt) == 0 {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	key, err := b64.DecodeString(parts[5])
+	if err != nil || len(key) == 0 {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	p.SaltLen, p.KeyLen = uint32(len(salt)), uint32(len(key))
+	return p, salt, key, nil
+}

@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/golang-migrate/migrate/v4"
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+
+	"github.com/seedc5a8123e/authd/migrations"
+)
+
+// Migrator applies the embedded migrations. The pgx5 driver takes an advisory
+// lock, so replicas that start together migrate once.
+type Migrator struct {
+	m *migrate.Migrate
+}
+
+// NewMigrator opens a migrator for the database at dbURL (postgres://...).
+func NewMigrator(dbURL string) (*Migrator, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return nil, errors.New("migrate: DATABASE_URL cannot be parsed")
+	}
+	u.Scheme = "pgx5"
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: embedded source: %w", err)
+	}
+	m, err := migrate.NewWithSourceInstance("iofs", src, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("migrate: open database: %w", redactErr(err, dbURL))
+	}
+	return &Migrator{m: m}, nil
+}
+
+// Up applies every pending migration; nothing pending is success.
+func (m *Migrator) Up() error {
+	if err := m.m.Up(); err != nil && !errors.Is(err, migrate.ErrNoChange) {
+		return fmt.Errorf("migrate up: %w", err)
+	}
+	return nil
+}
+
+// Down reverts the newest migration.
+func (m *Migrator) Down() error {
+	if err := m.m.Steps(-1); err != nil {
+		if errors.Is(err, migrate.ErrNilVersion) || errors.Is(err, migrate.ErrNoChange) {
+			return nil
+		}
+		return fmt.Errorf("migrate down: %w", err)
+	}
+	return nil
+}
+
+// Version reports the applied version (0 when none) and whether the last
+// migration failed half-way.
+func (m *Migrator) Version() (uint, bool, error) {
+	v, dirty, err := m.m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("migrate version: %w", err)
+	}
+	return v, dirty, nil
+}
+
+// Latest is the newest version embedded in the binary.
+func Latest() (uint, error) {
+	src, err := iofs.New(migrations.FS, ".")
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	v, err := src.First()
+	if err != nil {
+		return 0, err
+	}
+	for {
+		next, err := src.Next(v)
+		if err != nil {
+			return v, nil
+		}
+		v = next
+	}
+}
+
+// Close releases the migrator's connections.
+func (m *Migrator) Close() error {
+	srcErr, dbErr := m.m.Close()
+	return errors.Join(srcErr, dbErr)
+}
+
+// redactErr keeps a database password out of error text.
+func redactErr(err error, dbURL string) error {
+	u, perr := url.Parse(dbURL)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+	}
+	return err
+}
+
+// SchemaCurrent returns an error saying why unless the schema is at Latest
+// and clean.
+func (db *DB) SchemaCurrent(ctx context.Context) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	want, err := Latest()
+	if err != nil {
+		return err
+	}
+	var v int64
+	var dirty bool
+	if err := db.pool.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations LIMIT 1`).Scan(&v, &dirty); err != nil {
+		return fmt.Errorf("schema version unknown: migrations not applied")
+	}
+	if dirty {
+		return fmt.Errorf("schema version %d is dirty: a migration failed half-way", v)
+	}
+	if uint(v) != want {
+		return fmt.Errorf("schema version %d, this binary expects %d", v, want)
+	}
+	return nil
+}

@@ -1,0 +1,305 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/seedc5a8123e/authd/verifier"
+)
+
+// MaxRevokeTx bounds every transaction that writes revoked_at, from the
+// moment the caller picked the revocation time to its commit. The feed's
+// cursor is held back by more than this (see internal/feed), which is what
+// makes a poll unable to miss a revocation that commits late.
+const MaxRevokeTx = 5 * time.Second
+
+// revokeTimeout bounds a revoking call by MaxRevokeTx measured from now,
+// tighter than any deadline the caller brought, and tells PostgreSQL the same
+// so a stalled client cannot keep the transaction open either.
+func revokeTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, MaxRevokeTx)
+}
+
+// setRevokeLimits makes the server abort the transaction if a statement or
+// an idle gap outlasts MaxRevokeTx.
+func setRevokeLimits(ctx context.Context, tx pgx.Tx) error {
+	ms := MaxRevokeTx.Milliseconds()
+	_, err := tx.Exec(ctx, fmt.Sprintf(
+		`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms))
+	return err
+}
+
+// NewSession is what a grant writes when it creates a session.
+type NewSession struct {
+	ID               string
+	UserID           string
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+	RefreshTokenHash []byte // nil for client_credentials
+	JTI              string
+	AccessExp        time.Time
+	UserAgent        string
+	IP               string // empty when unknown
+}
+
+// CreateSession inserts a session with its first access token.
+func (db *DB) CreateSession(ctx context.Context, s NewSession) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
+		VALUES (@id, @user_id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet)`
+	_, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
+		"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
+		"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
+	})
+	if err != nil {
+		return fmt.Errorf("create session %s: %w", s.ID, translate(err))
+	}
+	return nil
+}
+
+// RefreshState is a session found by a presented refresh token, locked for
+// the rest of the transaction.
+type RefreshState struct {
+	SessionID    string
+	UserID       string
+	Role         string
+	UserDisabled bool
+	ExpiresAt    time.Time
+	Revoked      bool
+	// Reused is true when the presented token is the one already rotated away.
+	Reused bool
+}
+
+// Rotation replaces a session's refresh token and records its new access token.
+type Rotation struct {
+	NewHash   []byte
+	JTI       string
+	AccessExp time.Time
+	At        time.Time
+}
+
+// RefreshWrite is what the caller decides to write for a RefreshState: a
+// rotation, a revocation, or (both nil) nothing.
+type RefreshWrite struct {
+	Rotate *Rotation
+	Revoke *Revocation
+}
+
+// RefreshSession finds the session whose current or previous refresh token
+// hash is hash, locks its row (FOR UPDATE, so concurrent refreshes with one
+// token queue up and the second sees the first's rotation), lets decide choose
+// what to write, and writes it in the same transaction. A rotation is rolled
+// back if decide also returned an error; a revocation is always committed,
+// and returned so the caller can publish it. decide's error is returned after
+// the commit. ErrNotFound when no session knows the hash.
+func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(RefreshState) (RefreshWrite, error)) (*verifier.Revocation, error) {
+	ctx, cancel := revokeTimeout(ctx) // the reuse path revokes
+	defer cancel()
+	var (
+		decideErr error
+		revoked   *verifier.Revocation
+	)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := setRevokeLimits(ctx, tx); err != nil {
+			return err
+		}
+		const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
+				s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
+			FROM sessions s JOIN users u ON u.id = s.user_id
+			WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
+			LIMIT 1
+			FOR UPDATE OF s`
+		var st RefreshState
+		err := tx.QueryRow(ctx, q, hash).Scan(&st.SessionID, &st.UserID, &st.Role, &st.UserDisabled,
+			&st.ExpiresAt, &st.Revoked, &st.Reused)
+		if err != nil {
+			return fmt.Errorf("refresh session: %w", translate(err))
+		}
+		var w RefreshWrite
+		w, decideErr = decide(st)
+		if w.Rotate != nil {
+			if decideErr != nil {
+				return decideErr // never commit a rotation the caller gave up on
+			}
+			const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
+				last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
+			if _, err := tx.Exec(ctx, u, pgx.NamedArgs{"new": w.Rotate.NewHash, "at": w.Rotate.At,
+				"jti": w.Rotate.JTI, "exp": w.Rotate.AccessExp, "sid": st.SessionID}); err != nil {
+				return fmt.Errorf("rotate session %s: %w", st.SessionID, err)
+			}
+		}
+		if w.Revoke != nil {
+			if revoked, err = revokeOne(ctx, tx, *w.Revoke); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, decideErr
+}
+
+// Revocation says who revoked which session, when and why.
+type Revocation struct {
+	SID    string
+	Reason string
+	By     *string // the acting user; nil when the session's own user or the system revoked
+	At     time.Time
+}
+
+// RevokeSession marks sid revoked. A second call keeps the first time, reason
+// and actor; the entry is nil when this call changed nothing.
+func (db *DB) RevokeSession(ctx context.Context, r Revocation) (*verifier.Revocation, error) {
+	ctx, cancel := revokeTimeout(ctx)
+	defer cancel()
+	var out *verifier.Revocation
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := setRevokeLimits(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		out, err = revokeOne(ctx, tx, r)
+		return err
+	})
+	return out, err
+}
+
+func revokeOne(ctx context.Context, tx pgx.Tx, r Revocation) (*verifier.Revocation, error) {
+	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
+		WHERE id = @sid AND revoked_at IS NULL
+		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint`
+	var e verifier.Revocation
+	err := tx.QueryRow(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}).
+		Scan(&e.JTI, &e.SID, &e.Exp)
+	if err != nil {
+		if err == pgx.ErrNoRows {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("revoke session %s: %w", r.SID, err)
+	}
+	return &e, nil
+}
+
+// RevokeUserSessions revokes, in one statement, every live session of userID
+// except the one named except (empty: none), and returns what it revoked.
+func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r Revocation) ([]verifier.Revocation, error) {
+	ctx, cancel := revokeTimeout(ctx)
+	defer cancel()
+	var out []verifier.Revocation
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		if err := setRevokeLimits(ctx, tx); err != nil {
+			return err
+		}
+		const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
+			WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
+			  AND (@except = '' OR id::text <> @except)
+			RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
+		rows, _ := tx.Query(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
+		var err error
+		out, err = pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+		if err != nil {
+			return fmt.Errorf("revoke sessions of user %s: %w", userID, err)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// SessionAuth is what authenticating a request needs to know about a session.
+type SessionAuth struct {
+	UserID       string
+	Role         string
+	UserDisabled bool
+	ExpiresAt    time.Time
+	RevokedAt    *time.Time
+}
+
+// SessionAuthByID loads the session sid with its user's role and state.
+func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	const q = `SELECT s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at, s.revoked_at
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+	var a SessionAuth
+	if err := db.pool.QueryRow(ctx, q, sid).Scan(&a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt); err != nil {
+		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, translate(err))
+	}
+	return a, nil
+}
+
+// Session is a row of sessions, without its refresh token hashes.
+type Session struct {
+	ID              string     `db:"id"`
+	UserID          string     `db:"user_id"`
+	CreatedAt       time.Time  `db:"created_at"`
+	ExpiresAt       time.Time  `db:"expires_at"`
+	LastRefreshedAt *time.Time `db:"last_refreshed_at"`
+	LastJTI         string     `db:"last_jti"`
+	AccessExp       time.Time  `db:"access_exp"`
+	RevokedAt       *time.Time `db:"revoked_at"`
+	RevokedReason   *string    `db:"revoked_reason"`
+	RevokedByUserID *string    `db:"revoked_by_user_id"`
+	UserAgent       *string    `db:"user_agent"`
+	IP              *string    `db:"ip"`
+}
+
+const sessionColumns = `id::text AS id, user_id::text AS user_id, created_at, expires_at, last_refreshed_at,
+	last_jti::text AS last_jti, access_exp, revoked_at, revoked_reason, revoked_by_user_id::text AS revoked_by_user_id,
+	user_agent, host(ip) AS ip`
+
+// SessionByID loads one session.
+func (db *DB) SessionByID(ctx context.Context, sid string) (Session, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, sid)
+	s, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[Session])
+	if err != nil {
+		return Session{}, fmt.Errorf("session %s: %w", sid, translate(err))
+	}
+	return s, nil
+}
+
+// RevokedSince lists sessions revoked at or after since whose newest access
+// token is still valid at now, oldest revocation first. Served by
+// sessions_revoked_at_idx for deltas and sessions_revoked_access_exp_idx for
+// the full snapshot.
+func (db *DB) RevokedSince(ctx context.Context, since, now time.Time) ([]verifier.Revocation, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	const q = `SELECT last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp
+		FROM sessions
+		WHERE revoked_at IS NOT NULL AND revoked_at >= $1 AND access_exp > $2
+		ORDER BY revoked_at, id`
+	rows, _ := db.pool.Query(ctx, q, since, now)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+	if err != nil {
+		return nil, fmt.Errorf("revoked since %s: %w", since.UTC().Format(time.RFC3339), err)
+	}
+	return out, nil
+}
+
+// DeleteSessionsExpiredBefore deletes sessions whose absolute expiry is older
+// than before, in batches so no single statement holds locks for long.
+func (db *DB) DeleteSessionsExpiredBefore(ctx context.Context, before time.Time, batch int) (int64, error) {
+	var total int64
+	const q = `DELETE FROM sessions WHERE id IN (
+		SELECT id FROM sessions WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`
+	for {
+		cctx, cancel := withTimeout(ctx)
+		tag, err := db.pool.Exec(cctx, q, before, batch)
+		cancel()
+		if err != nil {
+			return total, fmt.Errorf("delete expired sessions: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,346 @@
+// Package session holds the rules over sessions: the three grants, refresh
+// rotation with reuse detection, authenticating bearer tokens against the
+// session row, and every way a session is revoked.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/password"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/token"
+	"github.com/seedc5a8123e/authd/verifier"
+)
+
+// Roles a user can hold.
+const (
+	RoleUser    = "user"
+	RoleAdmin   = "admin"
+	RoleService = "service"
+)
+
+// Revocation reasons written by this package.
+const (
+	ReasonUserLogout    = "user_logout"
+	ReasonUserLogoutAll = "user_logout_all"
+	ReasonAdminRevoke   = "admin_revoke"
+	ReasonRefreshReuse  = "refresh_token_reuse"
+)
+
+// MaxReasonLen is the longest revocation reason accepted, in characters.
+const MaxReasonLen = 200
+
+var (
+	// ErrInvalidCredentials: unknown user, wrong password or disabled user,
+	// deliberately indistinguishable.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrInvalidClient: client authentication failed.
+	ErrInvalidClient = errors.New("client authentication failed")
+	// ErrInvalidRefresh: the refresh token is unknown, expired or revoked.
+	ErrInvalidRefresh = errors.New("refresh token is invalid, expired or revoked")
+	// ErrRefreshReused: an already rotated refresh token was presented; the
+	// session has been revoked.
+	ErrRefreshReused = errors.New("refresh token was already used; the session has been revoked")
+	// ErrInvalidToken: the bearer token is not a live access token.
+	ErrInvalidToken = errors.New("access token is invalid, expired or revoked")
+	// ErrForbidden: the caller's role does not allow the operation.
+	ErrForbidden = errors.New("the caller's role does not allow this operation")
+	// ErrNotFound: no such session.
+	ErrNotFound = errors.New("session not found")
+	// ErrMalformedSID: a session id that is not a UUID.
+	ErrMalformedSID = errors.New("session id must be a UUID")
+	// ErrBadReason: a revocation reason that is too long or not text.
+	ErrBadReason = fmt.Errorf("reason must be valid UTF-8 of at most %d characters", MaxReasonLen)
+)
+
+// Meta describes the client a session is created for.
+type Meta struct {
+	UserAgent string
+	IP        string
+}
+
+// Grant is a successful token response.
+type Grant struct {
+	AccessToken  string
+	ExpiresIn    int64 // seconds
+	RefreshToken string
+	SID          string
+}
+
+// Principal is an authenticated caller.
+type Principal struct {
+	UserID  string
+	SID     string
+	JTI     string
+	Role    string
+	Revoked bool // only ever true where the caller asked to accept revoked sessions
+}
+
+// Service applies the session rules.
+type Service struct {
+	db         *postgres.DB
+	hasher     *password.Hasher
+	issuer     *token.Issuer
+	clock      clock.Clock
+	sessionTTL time.Duration
+	pub        push.Publisher
+	log        *slog.Logger
+}
+
+// NewService wires a Service.
+func NewService(db *postgres.DB, h *password.Hasher, iss *token.Issuer, c clock.Clock,
+	sessionTTL time.Duration, pub push.Publisher, log *slog.Logger) *Service {
+	return &Service{db: db, hasher: h, issuer: iss, clock: c, sessionTTL: sessionTTL, pub: pub, log: log}
+}
+
+// checkPassword returns the user if username and pw match an enabled user.
+// Unknown users cost one dummy verification so timing reveals nothing.
+func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, error) {
+	u, err := s.db.UserByUsername(ctx, username)
+	if errors.Is(err, postgres.ErrNotFound) {
+		s.hasher.VerifyDummy(pw)
+		return postgres.User{}, ErrInvalidCredentials
+	}
+	if err != nil {
+		return postgres.User{}, err
+	}
+	ok, rehash, err := s.hasher.Verify(pw, u.PasswordHash)
+	if err != nil {
+		s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", err)
+		return postgres.User{}, ErrInvalidCredentials
+	}
+	if !ok || u.DisabledAt != nil {
+		return postgres.User{}, ErrInvalidCredentials
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return u, nil
+}
+
+// rehash upgrades a hash made with older parameters. A failure only means the
+// upgrade waits for the next login.
+func (s *Service) rehash(ctx context.Context, u postgres.User, pw string) {
+	h, err := s.hasher.Hash(pw)
+	if err == nil {
+		err = s.db.UpdatePasswordHash(ctx, u.ID, u.PasswordHash, h, s.clock.Now())
+	}
+	if err != nil {
+		s.log.Warn("password rehash failed", "user_id", u.ID, "err", err)
+	}
+}
+
+// PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
+func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta) (Grant, error) {
+	u, err := s.checkPassword(ctx, username, pw)
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.createSession(ctx, u, true, m)
+}
+
+// ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
+// creates a session that lives exactly as long as its one access token.
+func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret string, m Meta) (Grant, error) {
+	u, err := s.checkPassword(ctx, clientID, secret)
+	if errors.Is(err, ErrInvalidCredentials) || (err == nil && u.Role != RoleService) {
+		return Grant{}, ErrInvalidClient
+	}
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.createSession(ctx, u, false, m)
+}
+
+func (s *Service) createSession(ctx context.Context, u postgres.User, withRefresh bool, m Meta) (Grant, error) {
+	now := s.clock.Now()
+	sid := uuid.NewString()
+	end := now.Add(s.sessionTTL)
+	minted, err := s.issuer.Mint(u.ID, sid, u.Role, end)
+	if err != nil {
+		return Grant{}, err
+	}
+	ns := postgres.NewSession{
+		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
+		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
+	}
+	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
+	if withRefresh {
+		if g.RefreshToken, err = token.NewRefresh(); err != nil {
+			return Grant{}, err
+		}
+		ns.RefreshTokenHash = token.HashRefresh(g.RefreshToken)
+	} else {
+		ns.ExpiresAt = minted.ExpiresAt
+	}
+	if err := s.db.CreateSession(ctx, ns); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+func expiresIn(m token.Minted, now time.Time) int64 {
+	return int64(m.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+}
+
+// RefreshGrant (RFC 6749 6) rotates the refresh token. The old token stops
+// working; presenting it again revokes the session as a presumed theft.
+func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, error) {
+	var g Grant
+	revoked, err := s.db.RefreshSession(ctx, token.HashRefresh(refresh), func(st postgres.RefreshState) (postgres.RefreshWrite, error) {
+		now := s.clock.Now()
+		if st.Reused {
+			s.log.Warn("refresh token reuse detected; revoking session", "sid", st.SessionID, "user_id", st.UserID)
+			if st.Revoked {
+				return postgres.RefreshWrite{}, ErrRefreshReused
+			}
+			return postgres.RefreshWrite{Revoke: &postgres.Revocation{
+				SID: st.SessionID, Reason: ReasonRefreshReuse, At: now,
+			}}, ErrRefreshReused
+		}
+		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
+			return postgres.RefreshWrite{}, ErrInvalidRefresh
+		}
+		minted, err := s.issuer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
+		if err != nil {
+			return postgres.RefreshWrite{}, ErrInvalidRefresh // the session ends within the second
+		}
+		rt, err := token.NewRefresh()
+		if err != nil {
+			return postgres.RefreshWrite{}, err
+		}
+		g = Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: st.SessionID}
+		return postgres.RefreshWrite{Rotate: &postgres.Rotation{
+			NewHash: token.HashRefresh(rt), JTI: minted.JTI, AccessExp: minted.ExpiresAt, At: now,
+		}}, nil
+	})
+	if revoked != nil {
+		s.pub.Publish(ctx, []verifier.Revocation{*revoked})
+	}
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Grant{}, ErrInvalidRefresh
+	}
+	if err != nil {
+		return Grant{}, err
+	}
+	return g, nil
+}
+
+// Authenticate checks a bearer access token: signature and claims offline,
+// then the session row, so a revoked session, a disabled user or a changed
+// role takes effect at once on authd itself. With allowRevoked a revoked (but
+// unexpired) session is accepted and marked, for idempotent logout.
+func (s *Service) Authenticate(ctx context.Context, bearer string, allowRevoked bool) (Principal, error) {
+	c, err := s.issuer.Parse(bearer)
+	if err != nil {
+		s.log.Debug("bearer token refused", "err", err)
+		return Principal{}, ErrInvalidToken
+	}
+	a, err := s.db.SessionAuthByID(ctx, c.SID)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Principal{}, ErrInvalidToken
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if a.UserID != c.Subject || a.UserDisabled || (a.RevokedAt != nil && !allowRevoked) {
+		return Principal{}, ErrInvalidToken
+	}
+	return Principal{UserID: a.UserID, SID: c.SID, JTI: c.ID, Role: a.Role, Revoked: a.RevokedAt != nil}, nil
+}
+
+// Logout revokes the caller's session. already is true, and nothing is
+// written, when the session was revoked before.
+func (s *Service) Logout(ctx context.Context, p Principal) (already bool, err error) {
+	if p.Revoked {
+		return true, nil
+	}
+	e, err := s.db.RevokeSession(ctx, postgres.Revocation{
+		SID: p.SID, Reason: ReasonUserLogout, By: &p.UserID, At: s.clock.Now(),
+	})
+	if err != nil {
+		return false, err
+	}
+	if e == nil { // revoked by someone else since Authenticate
+		return true, nil
+	}
+	s.pub.Publish(ctx, []verifier.Revocation{*e})
+	return false, nil
+}
+
+// LogoutAll revokes every live session of the caller's user, the caller's
+// included, in one statement, and returns how many it revoked.
+func (s *Service) LogoutAll(ctx context.Context, p Principal) (int, error) {
+	return s.RevokeUser(ctx, p.UserID, "", ReasonUserLogoutAll, &p.UserID)
+}
+
+// RevokeUser revokes every live session of userID except the session except
+// (empty: none) with reason, recording by as the actor (nil: the system), and
+// publishes each revocation. It is the one path every bulk revocation takes.
+func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string, by *string) (int, error) {
+	entries, err := s.db.RevokeUserSessions(ctx, userID, except, postgres.Revocation{
+		Reason: reason, By: by, At: s.clock.Now(),
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.pub.Publish(ctx, entries)
+	return len(entries), nil
+}
+
+// Revoked describes a session's revocation.
+type Revoked struct {
+	SID             string
+	RevokedAt       time.Time
+	RevokedReason   string
+	RevokedByUserID *string
+	AlreadyRevoked  bool
+}
+
+// AdminRevoke revokes any session on behalf of admin. An empty reason means
+// ReasonAdminRevoke. A session revoked before keeps its first time, reason
+// and actor, and AlreadyRevoked is set.
+func (s *Service) AdminRevoke(ctx context.Context, admin Principal, sid, reason string) (Revoked, error) {
+	if admin.Role != RoleAdmin {
+		return Revoked{}, ErrForbidden
+	}
+	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
+		return Revoked{}, ErrMalformedSID
+	}
+	if reason == "" {
+		reason = ReasonAdminRevoke
+	}
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
+		return Revoked{}, ErrBadReason
+	}
+	e, err := s.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, By: &admin.UserID, At: s.clock.Now()})
+	if err != nil {
+		return Revoked{}, err
+	}
+	if e != nil {
+		s.pub.Publish(ctx, []verifier.Revocation{*e})
+	}
+	row, err := s.db.SessionByID(ctx, sid)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Revoked{}, ErrNotFound
+	}
+	if err != nil {
+		return Revoked{}, err
+	}
+	if row.RevokedAt == nil || row.RevokedReason == nil {
+		return Revoked{}, fmt.Errorf("session %s: not revoked after revoke", sid)
+	}
+	return Revoked{
+		SID: sid, RevokedAt: *row.RevokedAt, RevokedReason: *row.RevokedReason,
+		RevokedByUserID: row.RevokedByUserID, AlreadyRevoked: e == nil,
+	}, nil
+}

@@ -1,0 +1,149 @@
+// Package token mints and parses authd's access tokens (RFC 9068 JWTs) and
+// makes and hashes opaque refresh tokens.
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/keys"
+)
+
+// Type is the JWT "typ" header of an access token (RFC 9068 section 2.1).
+const Type = "at+jwt"
+
+// Claims are the claims of an access token.
+type Claims struct {
+	jwt.RegisteredClaims
+	SID  string `json:"sid"`
+	Role string `json:"role"`
+}
+
+// Minted describes a freshly signed access token.
+type Minted struct {
+	Token     string
+	JTI       string
+	ExpiresAt time.Time
+}
+
+// Issuer signs access tokens and parses the ones it (or a retired key) signed.
+type Issuer struct {
+	keys     *keys.Set
+	issuer   string
+	audience string
+	ttl      time.Duration
+	clock    clock.Clock
+	parser   *jwt.Parser
+}
+
+// NewIssuer returns an Issuer for the given claims and lifetime.
+func NewIssuer(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock.Clock) *Issuer {
+	return &Issuer{
+		keys: ks, issuer: issuer, audience: audience, ttl: ttl, clock: c,
+		// Pinned algorithm list (RFC 8725 3.1): never "none", never HMAC.
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{keys.EdDSA, keys.ES256}),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithTimeFunc(c.Now),
+		),
+	}
+}
+
+// TTL is the configured access-token lifetime.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Mint signs an access token for user sub in session sid. Its expiry is the
+// configured lifetime from now, but never later than notAfter, the session's
+// absolute expiry, so no token outlives its session.
+func (i *Issuer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error) {
+	now := i.clock.Now().Truncate(time.Second)
+	exp := now.Add(i.ttl)
+	if notAfter.Before(exp) {
+		exp = notAfter.Truncate(time.Second)
+	}
+	if !exp.After(now) {
+		return Minted{}, errors.New("token: session expires before the token could be valid")
+	}
+	jti := uuid.NewString()
+	claims := Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    i.issuer,
+			Subject:   sub,
+			Audience:  jwt.ClaimStrings{i.audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp),
+			ID:        jti,
+		},
+		SID:  sid,
+		Role: role,
+	}
+	k := i.keys.Signing()
+	t := jwt.NewWithClaims(k.Method(), claims)
+	t.Header["kid"] = k.ID
+	t.Header["typ"] = Type
+	s, err := t.SignedString(k.Private())
+	if err != nil {
+		return Minted{}, fmt.Errorf("token: sign: %w", err)
+	}
+	return Minted{Token: s, JTI: jti, ExpiresAt: exp}, nil
+}
+
+// ErrInvalid is returned for any token that does not verify. The reason is
+// wrapped for logs; callers answer every case the same way.
+var ErrInvalid = errors.New("token: invalid access token")
+
+// Parse verifies an access token's signature, type and claims.
+func (i *Issuer) Parse(s string) (*Claims, error) {
+	var c Claims
+	_, err := i.parser.ParseWithClaims(s, &c, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); typ != Type {
+			return nil, fmt.Errorf("typ %q is not %s", typ, Type)
+		}
+		kid, _ := t.Header["kid"].(string)
+		k, ok := i.keys.Lookup(kid)
+		if !ok {
+			return nil, errors.New("unknown kid")
+		}
+		// The key decides the algorithm, not the token (RFC 8725 3.1).
+		if t.Method.Alg() != k.Alg {
+			return nil, errors.New("algorithm does not match key")
+		}
+		return k.Public(), nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if c.SID == "" || c.Subject == "" || c.ID == "" {
+		return nil, fmt.Errorf("%w: missing sid, sub or jti", ErrInvalid)
+	}
+	return &c, nil
+}
+
+// NewRefresh returns a fresh opaque refresh token: 256 bits from crypto/rand.
+func NewRefresh() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("token: refresh: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashRefresh is what the database stores instead of the refresh token. A
+// plain SHA-256 suffices: the token has 256 bits of entropy, so there is
+// nothing to brute-force, and equality lookups stay indexable.
+func HashRefresh(s string) []byte {
+	sum := sha256.Sum256([]byte(s))
+	return sum[:]
+}
