@@ -13,6 +13,14 @@ import (
 	"github.com/robfig/cron/v3"
 )
 
+// Names lists every environment variable authd reads, so deployment files
+// can be checked against it.
+var Names = []string{
+	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
+	"AUTHD_SESSION_TTL", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
+	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
+}
+
 // Config is authd's whole configuration.
 type Config struct {
 	// DatabaseURL is DATABASE_URL: a PostgreSQL connection URL. Required.

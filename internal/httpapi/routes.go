@@ -13,6 +13,7 @@ func (h *handlers) routes(e *echo.Echo) {
 	e.GET("/.well-known/jwks.json", h.jwks)
 
 	e.POST("/token", h.token)
+	h.accountRoutes(e)
 
 	// Only /logout accepts an already revoked session, for its idempotent answer.
 	e.POST("/logout", h.logout, h.authenticate(true))
