@@ -1,3 +1,35 @@
 // Package verifier checks authd access tokens offline and keeps a local
 // denylist of revoked sessions fed by authd's revocation feed.
+//
+// # What a Verifier does
+//
+// [New] fetches authd's JWKS, exchanges a service credential for a token
+// (OAuth 2.0 client credentials) and loads the full revocation snapshot from
+// GET /sessions/revoked before it returns, so a fresh Verifier never accepts a
+// token whose session was revoked before it started. It then polls the feed
+// every [Config.PollInterval] with the cursor of the previous answer and, when
+// [Config.RedisURL] is set, also listens on the Redis channel [PushChannel],
+// so a logout reaches it in milliseconds instead of a poll interval. Both
+// sources feed one in-memory denylist; an entry is forgotten once every token
+// of its session has expired.
+//
+// [Verifier.Verify] checks a token with no network round trip: signature
+// (EdDSA or ES256 only, the algorithm fixed by the key, never by the token),
+// typ "at+jwt", issuer, audience, exp/nbf/iat with a small leeway, and the
+// denylist. A token naming an unknown key id triggers one shared, rate-limited
+// JWKS refetch, so key rotation needs no restart.
+//
+// # When the feed is unreachable
+//
+// The last good denylist is kept and polling retries with exponential
+// backoff (capped at the poll interval). Once the last successful poll is
+// older than [Config.MaxStaleness], Verify fails closed with [ErrStale]: the
+// Verifier can no longer vouch that a session was not revoked. Setting
+// [Config.FailOpen] keeps accepting tokens instead, trading revocation for
+// availability; see its documentation for the risk.
+//
+// # HTTP
+//
+// [Middleware] protects a net/http handler, answering 401 with an RFC 6750
+// WWW-Authenticate challenge; the package verifierecho adapts it to Echo.
 package verifier

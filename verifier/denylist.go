@@ -1,0 +1,120 @@
+package verifier
+
+import (
+	"sync"
+)
+
+// id is a UUID in binary form: the denylist's key. Sixteen bytes instead of a
+// 36-byte string keeps an entry near 40 bytes including map overhead.
+type id [16]byte
+
+// parseID parses the canonical 8-4-4-4-12 hexadecimal UUID form (either
+// case) without allocating.
+func parseID(s string) (id, bool) {
+	var u id
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	j := 0
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+			continue
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[j] = hi<<4 | lo
+		j++
+		i += 2
+	}
+	return u, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// denylist maps revoked session ids and token ids to the Unix second after
+// which no token they cover can be valid any more. Lookups take the read lock
+// and allocate nothing.
+type denylist struct {
+	mu sync.RWMutex
+	m  map[id]int64
+}
+
+func newDenylist() *denylist { return &denylist{m: make(map[id]int64)} }
+
+// add records r; it reports false if r's sid is not a UUID. The jti is
+// recorded too when it is a UUID. An entry seen twice (poll and push, or two
+// overlapping polls) stays one entry with the later exp.
+func (d *denylist) add(r Revocation) bool {
+	sid, ok := parseID(r.SID)
+	if !ok {
+		return false
+	}
+	jti, jok := parseID(r.JTI)
+	d.mu.Lock()
+	if r.Exp > d.m[sid] {
+		d.m[sid] = r.Exp
+	}
+	if jok && r.Exp > d.m[jti] {
+		d.m[jti] = r.Exp
+	}
+	d.mu.Unlock()
+	return true
+}
+
+// denied reports whether sid or jti is on the list.
+func (d *denylist) denied(sid, jti id) bool {
+	d.mu.RLock()
+	_, s := d.m[sid]
+	_, j := d.m[jti]
+	d.mu.RUnlock()
+	return s || j
+}
+
+// len is the number of keys (sids and jtis) held.
+func (d *denylist) len() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.m)
+}
+
+// sweep drops every entry whose exp is before cutoff (Unix seconds) and
+// returns how many it dropped. The scan runs under the read lock and the
+// deletes under the write lock in small batches, so Verify is never held up
+// for a whole pass over a large list.
+func (d *denylist) sweep(cutoff int64) int {
+	var dead []id
+	d.mu.RLock()
+	for k, exp := range d.m {
+		if exp < cutoff {
+			dead = append(dead, k)
+		}
+	}
+	d.mu.RUnlock()
+	const batch = 4096
+	for i := 0; i < len(dead); i += batch {
+		end := min(i+batch, len(dead))
+		d.mu.Lock()
+		for _, k := range dead[i:end] {
+			// Re-check: a push may have extended the entry since the scan.
+			if exp, ok := d.m[k]; ok && exp < cutoff {
+				delete(d.m, k)
+			}
+		}
+		d.mu.Unlock()
+	}
+	return len(dead)
+}

@@ -1,0 +1,34 @@
+package verifier
+
+import "errors"
+
+// Errors returned by [Verifier.Verify], wrapped with detail; test them with
+// errors.Is. Every one of them means "do not trust this token"; only
+// [ErrStale] says nothing about the token itself.
+var (
+	// ErrMalformed: the token is not a well-formed authd access token
+	// (bad encoding, wrong typ header, missing or non-UUID sid/jti/sub,
+	// oversized).
+	ErrMalformed = errors.New("verifier: malformed token")
+	// ErrSignature: the signature does not verify, the algorithm is not
+	// EdDSA or ES256, the algorithm does not match the key, or no published
+	// key has the token's kid (even after a JWKS refetch).
+	ErrSignature = errors.New("verifier: invalid signature")
+	// ErrExpired: exp is in the past (beyond the leeway) or missing.
+	ErrExpired = errors.New("verifier: token expired")
+	// ErrNotYetValid: nbf or iat is in the future (beyond the leeway).
+	ErrNotYetValid = errors.New("verifier: token not yet valid")
+	// ErrIssuer: iss is not Config.Issuer.
+	ErrIssuer = errors.New("verifier: wrong issuer")
+	// ErrAudience: aud does not contain Config.Audience.
+	ErrAudience = errors.New("verifier: wrong audience")
+	// ErrRevoked: the token's session (or the token itself) is on the
+	// denylist.
+	ErrRevoked = errors.New("verifier: session revoked")
+	// ErrStale: the token is otherwise valid, but the last successful poll of
+	// the revocation feed is older than Config.MaxStaleness, so revocation
+	// cannot be checked. Never returned when Config.FailOpen is set.
+	ErrStale = errors.New("verifier: revocation data is stale")
+	// ErrClosed: Verify was called after Close.
+	ErrClosed = errors.New("verifier: closed")
+)
