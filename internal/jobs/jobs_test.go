@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/pgtest"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func TestPrunerDeletesOnlySessionsPastRetention(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	uid := uuid.NewString()
+	if err := db.CreateUser(ctx, postgres.User{ID: uid, Username: "u", PasswordHash: "x", Role: "user", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	retention := 24 * time.Hour
+	mk := func(expiresAgo time.Duration) string {
+		sid := uuid.NewString()
+		end := now.Add(-expiresAgo)
+		err := db.CreateSession(ctx, postgres.NewSession{ID: sid, UserID: uid, CreatedAt: end.Add(-time.Hour),
+			ExpiresAt: end, JTI: uuid.NewString(), AccessExp: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sid
+	}
+	old := []string{mk(retention + time.Second), mk(retention + 48*time.Hour), mk(retention + time.Minute)}
+	kept := []string{mk(retention - time.Second), mk(time.Hour), mk(-time.Hour) /* still live */}
+	// A revoked session inside retention stays too.
+	revoked := mk(time.Hour)
+	if _, err := db.RevokeSession(ctx, postgres.Revocation{SID: revoked, Reason: "user_logout", At: now.Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	kept = append(kept, revoked)
+
+	var runs atomic.Int64
+	p := &Pruner{DB: db, Clock: clock.NewManual(now), Retention: retention,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OnRun: func(int64, error) { runs.Add(1) }}
+	n, err := p.Run(ctx)
+	if err != nil || n != int64(len(old)) {
+		t.Fatalf("Run = %d, %v; want %d", n, err, len(old))
+	}
+	for _, sid := range old {
+		if _, err := db.SessionByID(ctx, sid); !errors.Is(err, postgres.ErrNotFound) {
+			t.Fatalf("session %s past retention survived (err %v)", sid, err)
+		}
+	}
+	for _, sid := range kept {
+		if _, err := db.SessionByID(ctx, sid); err != nil {
+			t.Fatalf("session %s inside retention was deleted: %v", sid, err)
+		}
+	}
+	if n, err := p.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("second run = %d, %v; want 0 (idempotent)", n, err)
+	}
+	if runs.Load() != 2 {
+		t.Fatalf("OnRun called %d times", runs.Load())
+	}
+}
+
+func TestPrunerBatchesLargeDeletes(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	uid := uuid.NewString()
+	if err := db.CreateUser(ctx, postgres.User{ID: uid, Username: "u", PasswordHash: "x", Role: "user", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO sessions (id, user_id, created_at, expires_at, last_jti, access_exp)
+		SELECT gen_random_uuid(), $1, $2, $2, gen_random_uuid(), $2 FROM generate_series(1, 12345)`, uid, now.Add(-100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.DeleteSessionsExpiredBefore(ctx, now, 1000)
+	if err != nil || n != 12345 {
+		t.Fatalf("deleted %d, %v; want 12345", n, err)
+	}
+}
+
+func TestFailedRunIsReportedAndTheScheduleGoesOn(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var runs, failures atomic.Int64
+	p := &Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnRun: func(_ int64, err error) {
+			runs.Add(1)
+			if err != nil {
+				failures.Add(1)
+			}
+		}}
+	db.Close() // every run now fails
+	s, err := Start(ctx, "@every 1s", p, p.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runs.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling for the condition, not a fixed wait
+	}
+	s.Stop()
+	if runs.Load() < 2 || failures.Load() != runs.Load() {
+		t.Fatalf("runs %d, failures %d: want at least two failing runs", runs.Load(), failures.Load())
+	}
+	if _, err := Start(ctx, "every minute", p, p.Log); err == nil {
+		t.Fatal("Start accepted a bad schedule")
+	}
+}
