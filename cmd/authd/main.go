@@ -20,6 +20,12 @@ commands:
   migrate up|down|version                     manage the database schema
   user create --username U --role R [--generate-password]
                                               create a user (password: first line of stdin)
+  user disable|enable USERNAME                disable (revoking every session) or re-enable a user
+  user set-role USERNAME ROLE                 change a user's role (revokes every session)
+  user reset-password USERNAME                set a new password (first line of stdin; revokes every session)
+  session list --user USERNAME [--include-revoked]
+                                              list a user's sessions
+  session revoke SID [--reason R]             revoke one session
   keys generate --out FILE [--alg EdDSA|ES256]
                                               write a new signing key (mode 0600)
 
@@ -68,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return migrateCmd(ctx, rest, e)
 	case "user":
 		return userCmd(ctx, rest, e)
+	case "session":
+		return sessionCmd(ctx, rest, e)
 	case "keys":
 		return keysCmd(rest, e)
 	case "help", "-h", "--help":

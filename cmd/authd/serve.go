@@ -20,6 +20,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )
 
@@ -63,18 +64,16 @@ func serve(ctx context.Context, args []string, e env) error {
 
 	// Domain services.
 	hasher := password.New(password.Default)
-	var pub push.Publisher = push.Nop{}
-	if cfg.RedisURL != "" {
-		r, err := push.NewRedis(cfg.RedisURL, log, nil)
-		if err != nil {
-			return fmt.Errorf("AUTHD_REDIS_URL: %w", err)
-		}
-		defer r.Close()
-		pub = r
+	pub, closePub, err := newPublisher(cfg, log)
+	if err != nil {
+		return err
 	}
+	defer closePub()
 	issuer := token.NewIssuer(ks, cfg.Issuer, cfg.Audience, cfg.AccessTTL, clk)
 	sessions := session.NewService(db, hasher, issuer, clk, cfg.SessionTTL, pub, log)
 	accounts := account.NewService(db, hasher, clk)
+	users := account.NewManager(db, hasher, clk, sessions, pub)
+	loginThrottle := throttle.New(db, clk, throttleConfig(cfg), log)
 	if *bootstrap {
 		if err := bootstrapAdmin(ctx, db, accounts, cfg, e); err != nil {
 			return err
@@ -86,6 +85,7 @@ func serve(ctx context.Context, args []string, e env) error {
 		Handler: httpapi.NewServer(httpapi.Deps{
 			DB: db, Sessions: sessions, Accounts: accounts, Feed: feed.NewService(db, clk),
 			Keys: ks, Clock: clk, Log: log, Issuer: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
+			Users: users, Throttle: loginThrottle,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -128,6 +128,26 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newPublisher is the push wiring shared by serve and the admin commands:
+// Redis when AUTHD_REDIS_URL is set, else nothing.
+func newPublisher(cfg config.Config, log *slog.Logger) (push.Publisher, func(), error) {
+	if cfg.RedisURL == "" {
+		return push.Nop{}, func() {}, nil
+	}
+	r, err := push.NewRedis(cfg.RedisURL, log, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("AUTHD_REDIS_URL: %w", err)
+	}
+	return r, func() { _ = r.Close() }, nil
+}
+
+func throttleConfig(cfg config.Config) throttle.Config {
+	return throttle.Config{
+		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresIP: cfg.LoginMaxFailuresIP,
+		Base: cfg.LoginBackoffBase, Max: cfg.LoginBackoffMax,
+	}
 }
 
 func migrateUp(dbURL string) error {

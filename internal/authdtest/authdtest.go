@@ -26,6 +26,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )
 
@@ -37,13 +38,14 @@ const (
 
 // Options adjust the server; the zero value is a sensible default.
 type Options struct {
-	AccessTTL  time.Duration  // default 10m
-	SessionTTL time.Duration  // default 720h
-	Publisher  push.Publisher // default push.Nop
-	Keys       *keys.Set      // default: one fresh EdDSA key
-	Clock      *clock.Manual  // default: a manual clock at a fixed time
-	DB         *postgres.DB   // default: a fresh database (pgtest.NewDB)
-	Start      time.Time      // initial clock time when Clock is nil; default now, to the second
+	AccessTTL  time.Duration   // default 10m
+	SessionTTL time.Duration   // default 720h
+	Publisher  push.Publisher  // default push.Nop
+	Keys       *keys.Set       // default: one fresh EdDSA key
+	Clock      *clock.Manual   // default: a manual clock at a fixed time
+	DB         *postgres.DB    // default: a fresh database (pgtest.NewDB)
+	Start      time.Time       // initial clock time when Clock is nil; default now, to the second
+	Throttle   throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
 }
 
 // Env is a running authd.
@@ -55,6 +57,8 @@ type Env struct {
 	Keys     *keys.Set
 	Sessions *session.Service
 	Accounts *account.Service
+	Users    *account.Manager
+	Throttle *throttle.Throttle
 	Issuer   *token.Issuer
 	Log      *slog.Logger
 }
@@ -99,10 +103,13 @@ func Start(t testing.TB, o Options) *Env {
 		DB: o.DB, Clock: o.Clock, Keys: o.Keys, Issuer: iss, Log: log,
 		Sessions: session.NewService(o.DB, hasher, iss, o.Clock, o.SessionTTL, o.Publisher, log),
 		Accounts: account.NewService(o.DB, hasher, o.Clock),
+		Throttle: throttle.New(o.DB, o.Clock, o.Throttle, log),
 	}
+	env.Users = account.NewManager(o.DB, hasher, o.Clock, env.Sessions, o.Publisher)
 	env.Server = httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		DB: o.DB, Sessions: env.Sessions, Accounts: env.Accounts, Feed: feed.NewService(o.DB, o.Clock),
 		Keys: o.Keys, Clock: o.Clock, Log: log, Issuer: Issuer,
+		Users: env.Users, Throttle: env.Throttle,
 	}))
 	env.URL = env.Server.URL
 	t.Cleanup(env.Server.Close)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ var Names = []string{
 	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
 	"AUTHD_SESSION_TTL", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
+	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 }
 
 // Config is authd's whole configuration.
@@ -54,6 +56,19 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// LogLevel is AUTHD_LOG_LEVEL: debug, info, warn or error. Default info.
 	LogLevel slog.Level
+	// LoginMaxFailuresAccount is AUTHD_LOGIN_MAX_FAILURES_ACCOUNT: failed
+	// logins per account (username, existing or not) before the backoff
+	// starts. Default 5, from 1 to 1000.
+	LoginMaxFailuresAccount int
+	// LoginMaxFailuresIP is AUTHD_LOGIN_MAX_FAILURES_IP: the same per client
+	// IP. Default 20, from 1 to 100000.
+	LoginMaxFailuresIP int
+	// LoginBackoffBase is AUTHD_LOGIN_BACKOFF_BASE: the first backoff delay,
+	// doubled by each further failure. Default 1s, at least 1s.
+	LoginBackoffBase time.Duration
+	// LoginBackoffMax is AUTHD_LOGIN_BACKOFF_MAX: the longest backoff delay.
+	// Default 15m; at least AUTHD_LOGIN_BACKOFF_BASE, at most 24h.
+	LoginBackoffMax time.Duration
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -74,6 +89,18 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if c.SessionRetention, err = duration(getenv, "AUTHD_SESSION_RETENTION", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if c.LoginMaxFailuresAccount, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000); err != nil {
+		return Config{}, err
+	}
+	if c.LoginMaxFailuresIP, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_IP", 20, 1, 100000); err != nil {
+		return Config{}, err
+	}
+	if c.LoginBackoffBase, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_BASE", time.Second); err != nil {
+		return Config{}, err
+	}
+	if c.LoginBackoffMax, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_MAX", 15*time.Minute); err != nil {
 		return Config{}, err
 	}
 	for _, p := range splitList(getenv("AUTHD_SIGNING_KEYS")) {
@@ -108,6 +135,9 @@ func (c Config) Validate() error {
 	if c.SessionTTL < c.AccessTTL {
 		return fmt.Errorf("AUTHD_SESSION_TTL: %s is shorter than AUTHD_ACCESS_TTL %s", c.SessionTTL, c.AccessTTL)
 	}
+	if c.LoginBackoffMax < c.LoginBackoffBase || c.LoginBackoffMax > 24*time.Hour {
+		return fmt.Errorf("AUTHD_LOGIN_BACKOFF_MAX: %s must be from AUTHD_LOGIN_BACKOFF_BASE %s to 24h", c.LoginBackoffMax, c.LoginBackoffBase)
+	}
 	if _, err := cron.ParseStandard(c.PruneSchedule); err != nil {
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %q: %v", c.PruneSchedule, err)
 	}
@@ -129,6 +159,8 @@ func (c Config) Redacted() []any {
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "redis_url", redactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
+		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_ip", c.LoginMaxFailuresIP,
+		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
 	}
 }
 
@@ -156,6 +188,18 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 		return 0, fmt.Errorf("%s: %s is below the minimum of 1s", name, d)
 	}
 	return d, nil
+}
+
+func integer(getenv func(string) string, name string, def, lo, hi int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: %q is not an integer from %d to %d", name, v, lo, hi)
+	}
+	return n, nil
 }
 
 func splitList(s string) []string {

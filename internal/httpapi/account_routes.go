@@ -1,7 +1,101 @@
 package httpapi
 
-import "github.com/labstack/echo/v4"
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
+)
 
 // accountRoutes registers the account lifecycle endpoints (users, password
 // changes, session lists).
-func (h *handlers) accountRoutes(e *echo.Echo) {}
+func (h *handlers) accountRoutes(e *echo.Echo) {
+	admin := h.authenticate(false, session.RoleAdmin)
+	e.POST("/me/password", h.changePassword, h.authenticate(false))
+	e.GET("/sessions", h.mySessions, h.authenticate(false))
+
+	e.POST("/users", h.createUser, admin)
+	e.GET("/users", h.listUsers, admin)
+	e.GET("/users/:id", h.getUser, admin)
+	e.PATCH("/users/:id", h.updateUser, admin)
+	e.PUT("/users/:id/password", h.resetPassword, admin)
+	e.GET("/users/:id/sessions", h.userSessions, admin)
+	e.POST("/users/:id/sessions/revoke", h.revokeUserSessions, admin)
+}
+
+// throttled runs a password-checking grant under the brute-force throttle:
+// refused at once while a delay lasts for the account or the client IP, a
+// failure counted, a success clearing the account's count. The account key is
+// the name as given, so unknown and known usernames count alike.
+func (h *handlers) throttled(c echo.Context, username string, grant func() (session.Grant, error)) (session.Grant, error) {
+	ctx, ip := c.Request().Context(), c.RealIP()
+	if err := h.Throttle.Check(ctx, username, ip); err != nil {
+		if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
+			c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
+		}
+		return session.Grant{}, err
+	}
+	g, err := grant()
+	switch {
+	case errors.Is(err, session.ErrInvalidCredentials), errors.Is(err, session.ErrInvalidClient):
+		if ferr := h.Throttle.Fail(ctx, username, ip); ferr != nil {
+			return session.Grant{}, ferr
+		}
+	case err == nil:
+		if serr := h.Throttle.Succeed(ctx, username); serr != nil {
+			// The grant stands; the count only lingers until it is forgotten.
+			h.Log.WarnContext(ctx, "login throttle: clearing failures failed", "err", serr)
+		}
+	}
+	return g, err
+}
+
+// listResponse is every paginated list: next_cursor is null on the last page.
+type listResponse[T any] struct {
+	Items      []T     `json:"items"`
+	NextCursor *string `json:"next_cursor"`
+}
+
+func newList[T any](items []T, next string) listResponse[T] {
+	l := listResponse[T]{Items: items}
+	if l.Items == nil {
+		l.Items = []T{}
+	}
+	if next != "" {
+		l.NextCursor = &next
+	}
+	return l
+}
+
+// pageParams reads ?cursor= and ?limit=; an absent limit is 0 (the default).
+func pageParams(c echo.Context) (cursor string, limit int, err error) {
+	if raw := c.QueryParam("limit"); raw != "" {
+		if limit, err = strconv.Atoi(raw); err != nil || limit < 1 {
+			return "", 0, newProblem(http.StatusBadRequest, "limit must be an integer from 1 to 200")
+		}
+	}
+	return c.QueryParam("cursor"), limit, nil
+}
+
+// includeRevoked reads ?include=, whose one value is "revoked".
+func includeRevoked(c echo.Context) (bool, error) {
+	switch c.QueryParam("include") {
+	case "":
+		return false, nil
+	case "revoked":
+		return true, nil
+	}
+	return false, newProblem(http.StatusBadRequest, "include must be \"revoked\" or absent")
+}
+
+// decodeBody decodes a required JSON object body into v.
+func decodeBody(c echo.Context, v any) error {
+	if c.Request().ContentLength == 0 {
+		return newProblem(http.StatusBadRequest, "a JSON body is required")
+	}
+	return decodeOptionalJSON(c, v)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
 // This file is the only one that knows HTTP statuses for domain errors.
@@ -66,6 +67,8 @@ func tokenError(err error) error {
 		return &oauthError{http.StatusBadRequest, "invalid_grant", "refresh token was already used; the session has been revoked"}
 	case errors.Is(err, session.ErrInvalidRefresh):
 		return &oauthError{http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked"}
+	case errors.As(err, new(*throttle.LimitedError)): // Retry-After: throttled, account_routes.go
+		return &oauthError{http.StatusTooManyRequests, "invalid_request", "too many failed attempts; retry later"}
 	}
 	return err
 }
@@ -100,6 +103,17 @@ func toProblem(err error) (*problem, bool) {
 		return newProblem(http.StatusNotFound, "no user has this id"), true
 	case errors.As(err, &pe):
 		return newProblem(http.StatusBadRequest, pe.Rule), true
+	// Account lifecycle.
+	case errors.Is(err, account.ErrMalformedUserID):
+		return newProblem(http.StatusBadRequest, "the user id must be a UUID"), true
+	case errors.Is(err, account.ErrLastAdmin):
+		return newProblem(http.StatusConflict, "cannot disable or demote the last enabled admin"), true
+	case errors.Is(err, account.ErrWrongPassword):
+		return newProblem(http.StatusForbidden, "the current password is wrong"), true
+	case errors.Is(err, account.ErrBadCursor):
+		return newProblem(http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page"), true
+	case errors.Is(err, account.ErrBadLimit):
+		return newProblem(http.StatusBadRequest, account.ErrBadLimit.Error()), true
 	case errors.As(err, &he):
 		msg := http.StatusText(he.Code)
 		if he.Code == http.StatusRequestEntityTooLarge {

@@ -18,6 +18,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
@@ -37,6 +38,10 @@ type Deps struct {
 	Log            *slog.Logger
 	Issuer         string
 	TrustedProxies []netip.Prefix
+	// Account lifecycle (users, passwords, session lists) and the login
+	// brute-force throttle; a nil Throttle throttles nothing.
+	Users    *account.Manager
+	Throttle *throttle.Throttle
 }
 
 type handlers struct {

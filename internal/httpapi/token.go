@@ -45,7 +45,9 @@ func (h *handlers) token(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		g, err = h.Sessions.PasswordGrant(ctx, user, pw, meta)
+		g, err = h.throttled(c, user, func() (session.Grant, error) { // brute-force throttle: account_routes.go
+			return h.Sessions.PasswordGrant(ctx, user, pw, meta)
+		})
 		if err != nil {
 			return tokenError(err)
 		}
@@ -63,7 +65,9 @@ func (h *handlers) token(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		g, err = h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta)
+		g, err = h.throttled(c, id, func() (session.Grant, error) { // brute-force throttle: account_routes.go
+			return h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta)
+		})
 		if err != nil {
 			return tokenError(err)
 		}

@@ -1,0 +1,346 @@
+package account
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/password"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/verifier"
+)
+
+// Revocation reasons written by this package.
+const (
+	ReasonPasswordChange = "password_change"
+	ReasonUserDisabled   = "user_disabled"
+	ReasonRoleChanged    = "role_changed"
+	ReasonPasswordReset  = "password_reset"
+	ReasonAdminRevokeAll = "admin_revoke_all"
+)
+
+// Page sizes of the lists.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 200
+)
+
+var (
+	// ErrMalformedUserID: a user id that is not a UUID.
+	ErrMalformedUserID = errors.New("user id must be a UUID")
+	// ErrLastAdmin: the change would leave no enabled admin.
+	ErrLastAdmin = errors.New("cannot disable or demote the last enabled admin")
+	// ErrWrongPassword: the current password given to a password change is wrong.
+	ErrWrongPassword = errors.New("the current password is wrong")
+	// ErrBadCursor: a list cursor this server did not hand out.
+	ErrBadCursor = errors.New("cursor is malformed")
+	// ErrBadLimit: a page size out of range.
+	ErrBadLimit = fmt.Errorf("limit must be an integer from 1 to %d", MaxLimit)
+)
+
+// Manager changes existing users (passwords, roles, disabling) and applies
+// the session revocations each change implies, all through
+// session.Service.RevokeUser, so every one reaches the feed and the push
+// channel with its own reason. by is the acting user, nil for an operator at
+// the command line.
+type Manager struct {
+	db       *postgres.DB
+	hasher   *password.Hasher
+	clock    clock.Clock
+	sessions *session.Service
+	pub      push.Publisher
+}
+
+// NewManager wires a Manager. pub must be the publisher sessions publishes
+// to; Manager uses it for single-session revocations without an acting user.
+func NewManager(db *postgres.DB, h *password.Hasher, c clock.Clock, sessions *session.Service, pub push.Publisher) *Manager {
+	return &Manager{db: db, hasher: h, clock: c, sessions: sessions, pub: pub}
+}
+
+func checkUserID(id string) error {
+	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
+		return ErrMalformedUserID
+	}
+	return nil
+}
+
+func userErr(err error) error {
+	if errors.Is(err, postgres.ErrNotFound) {
+		return ErrUserNotFound
+	}
+	return err
+}
+
+// User returns the user id.
+func (m *Manager) User(ctx context.Context, id string) (postgres.User, error) {
+	if err := checkUserID(id); err != nil {
+		return postgres.User{}, err
+	}
+	u, err := m.db.UserByID(ctx, id)
+	return u, userErr(err)
+}
+
+// UserByName returns the user called username in any letter case.
+func (m *Manager) UserByName(ctx context.Context, username string) (postgres.User, error) {
+	u, err := m.db.UserByUsername(ctx, username)
+	return u, userErr(err)
+}
+
+// UserPage is one page of users; NextCursor is empty on the last.
+type UserPage struct {
+	Items      []postgres.User
+	NextCursor string
+}
+
+// CheckLimit turns an absent (zero) limit into DefaultLimit and refuses one
+// out of range.
+func CheckLimit(limit int) (int, error) {
+	switch {
+	case limit == 0:
+		return DefaultLimit, nil
+	case limit < 0 || limit > MaxLimit:
+		return 0, ErrBadLimit
+	}
+	return limit, nil
+}
+
+// Users lists users whose name contains query, ignoring case, in name order.
+func (m *Manager) Users(ctx context.Context, query, cursor string, limit int) (UserPage, error) {
+	limit, err := CheckLimit(limit)
+	if err != nil {
+		return UserPage{}, err
+	}
+	after := ""
+	if cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err != nil || len(b) == 0 || !utf8.Valid(b) {
+			return UserPage{}, ErrBadCursor
+		}
+		after = string(b)
+	}
+	users, err := m.db.ListUsers(ctx, query, after, limit+1)
+	if err != nil {
+		return UserPage{}, err
+	}
+	p := UserPage{Items: users}
+	if len(users) > limit {
+		p.Items = users[:limit]
+		p.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(p.Items[limit-1].Username))
+	}
+	return p, nil
+}
+
+// Change is a partial update of a user; nil fields stay as they are.
+type Change struct {
+	Disabled *bool
+	Role     *string
+}
+
+// Update applies ch. Disabling revokes every session of the user
+// (ReasonUserDisabled), even one that somehow survived an earlier disabling;
+// a role change revokes them all too (ReasonRoleChanged), because the role is
+// inside the tokens. Disabling or demoting the last enabled admin is
+// ErrLastAdmin. It returns the user as written and how many sessions it
+// revoked.
+func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) (postgres.User, int, error) {
+	if err := checkUserID(id); err != nil {
+		return postgres.User{}, 0, err
+	}
+	if ch.Role != nil && !ValidRole(*ch.Role) {
+		return postgres.User{}, 0, &PolicyError{"role must be one of user, admin, service"}
+	}
+	now := m.clock.Now()
+	roleChanged := false
+	u, err := m.db.UpdateUser(ctx, id, func(cur postgres.User, enabledAdmins int) (postgres.UserChange, error) {
+		next := postgres.UserChange{DisabledAt: cur.DisabledAt, Role: cur.Role, At: now}
+		if ch.Disabled != nil {
+			switch {
+			case !*ch.Disabled:
+				next.DisabledAt = nil
+			case cur.DisabledAt == nil:
+				next.DisabledAt = &now
+			}
+		}
+		if ch.Role != nil {
+			next.Role = *ch.Role
+		}
+		roleChanged = next.Role != cur.Role
+		wasAdmin := cur.Role == session.RoleAdmin && cur.DisabledAt == nil
+		isAdmin := next.Role == session.RoleAdmin && next.DisabledAt == nil
+		if wasAdmin && !isAdmin && enabledAdmins <= 1 {
+			return postgres.UserChange{}, ErrLastAdmin
+		}
+		return next, nil
+	})
+	if err != nil {
+		return postgres.User{}, 0, userErr(err)
+	}
+	reason := ""
+	switch {
+	case ch.Disabled != nil && *ch.Disabled:
+		reason = ReasonUserDisabled
+	case roleChanged:
+		reason = ReasonRoleChanged
+	default:
+		return u, 0, nil
+	}
+	n, err := m.sessions.RevokeUser(ctx, id, "", reason, by)
+	if err != nil {
+		return postgres.User{}, 0, err
+	}
+	return u, n, nil
+}
+
+// ResetPassword sets the password of user id after checking the policy and
+// revokes all its sessions (ReasonPasswordReset).
+func (m *Manager) ResetPassword(ctx context.Context, id, pw string, by *string) (int, error) {
+	u, err := m.User(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if err := CheckPassword(u.Username, pw); err != nil {
+		return 0, err
+	}
+	hash, err := m.hasher.Hash(pw)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := m.db.SetPasswordHash(ctx, id, nil, hash, m.clock.Now()); err != nil {
+		return 0, userErr(err)
+	}
+	return m.sessions.RevokeUser(ctx, id, "", ReasonPasswordReset, by)
+}
+
+// ChangePassword changes the caller's password when current is right and
+// revokes every other session of the caller (ReasonPasswordChange); the
+// caller's session stays live. A wrong current password changes nothing.
+func (m *Manager) ChangePassword(ctx context.Context, p session.Principal, current, next string) (int, error) {
+	u, err := m.db.UserByID(ctx, p.UserID)
+	if err != nil {
+		return 0, userErr(err)
+	}
+	ok, _, err := m.hasher.Verify(current, u.PasswordHash)
+	if err != nil || !ok {
+		return 0, ErrWrongPassword
+	}
+	if err := CheckPassword(u.Username, next); err != nil {
+		return 0, err
+	}
+	hash, err := m.hasher.Hash(next)
+	if err != nil {
+		return 0, err
+	}
+	// Only over the hash just verified: a concurrent change wins, and this
+	// one's current password is no longer current.
+	changed, err := m.db.SetPasswordHash(ctx, u.ID, &u.PasswordHash, hash, m.clock.Now())
+	if err != nil {
+		return 0, userErr(err)
+	}
+	if !changed {
+		return 0, ErrWrongPassword
+	}
+	return m.sessions.RevokeUser(ctx, u.ID, p.SID, ReasonPasswordChange, &p.UserID)
+}
+
+// RevokeAll revokes every live session of user id (ReasonAdminRevokeAll).
+func (m *Manager) RevokeAll(ctx context.Context, id string, by *string) (int, error) {
+	if _, err := m.User(ctx, id); err != nil {
+		return 0, err
+	}
+	return m.sessions.RevokeUser(ctx, id, "", ReasonAdminRevokeAll, by)
+}
+
+// RevokeSession revokes one session for an operator without a token: the
+// same rules as session.Service.AdminRevoke (an empty reason is
+// session.ReasonAdminRevoke, a revoked session keeps its first revocation),
+// with revoked_by_user_id left NULL. already reports an earlier revocation.
+func (m *Manager) RevokeSession(ctx context.Context, sid, reason string) (already bool, err error) {
+	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
+		return false, session.ErrMalformedSID
+	}
+	if reason == "" {
+		reason = session.ReasonAdminRevoke
+	}
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > session.MaxReasonLen {
+		return false, session.ErrBadReason
+	}
+	e, err := m.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, At: m.clock.Now()})
+	if err != nil {
+		return false, err
+	}
+	if e != nil {
+		m.pub.Publish(ctx, []verifier.Revocation{*e})
+		return false, nil
+	}
+	if _, err := m.db.SessionByID(ctx, sid); err != nil {
+		if errors.Is(err, postgres.ErrNotFound) {
+			return false, session.ErrNotFound
+		}
+		return false, err
+	}
+	return true, nil
+}
+
+// SessionPage is one page of sessions; NextCursor is empty on the last.
+type SessionPage struct {
+	Items      []postgres.Session
+	NextCursor string
+}
+
+// Sessions lists the sessions of user id, newest first: live ones only
+// unless includeRevoked (then revoked and expired ones too).
+func (m *Manager) Sessions(ctx context.Context, id string, includeRevoked bool, cursor string, limit int) (SessionPage, error) {
+	if err := checkUserID(id); err != nil {
+		return SessionPage{}, err
+	}
+	limit, err := CheckLimit(limit)
+	if err != nil {
+		return SessionPage{}, err
+	}
+	q := postgres.SessionQuery{UserID: id, IncludeRevoked: includeRevoked, Now: m.clock.Now(), Limit: limit + 1}
+	if cursor != "" {
+		if q.AfterCreatedAt, q.AfterID, err = decodeSessionCursor(cursor); err != nil {
+			return SessionPage{}, err
+		}
+	}
+	rows, err := m.db.UserSessions(ctx, q)
+	if err != nil {
+		return SessionPage{}, err
+	}
+	p := SessionPage{Items: rows}
+	if len(rows) > limit {
+		p.Items = rows[:limit]
+		last := p.Items[limit-1]
+		p.NextCursor = encodeSessionCursor(last.CreatedAt, last.ID)
+	}
+	return p, nil
+}
+
+// A session cursor is the (created_at, id) of the last session of a page, in
+// microseconds, which is PostgreSQL's precision, so the keyset is exact.
+func encodeSessionCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "_" + id))
+}
+
+func decodeSessionCursor(c string) (time.Time, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	us, id, ok := strings.Cut(string(b), "_")
+	n, err := strconv.ParseInt(us, 10, 64)
+	if !ok || err != nil || checkUserID(id) != nil {
+		return time.Time{}, "", ErrBadCursor
+	}
+	return time.UnixMicro(n), id, nil
+}
