@@ -1,0 +1,1063 @@
+// Package deploy_test checks the deployment artefacts (docker-compose.yml,
+// deploy/Dockerfile and deploy/k8s/*.yaml) against each other and against the
+// code: structure, probes, label selectors, and that every environment
+// variable they set is one authd reads (config.Names).
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/seedc5a8123e/authd/internal/config"
+)
+
+// The tests run in deploy/, so the repository root is one level up.
+const root = ".."
+
+// ---- Kubernetes -------------------------------------------------------------
+
+type meta struct {
+	Name      string            `yaml:"name"`
+	Namespace string            `yaml:"namespace"`
+	Labels    map[string]string `yaml:"labels"`
+}
+
+type labelSelector struct {
+	MatchLabels      map[string]string `yaml:"matchLabels"`
+	MatchExpressions []yaml.Node       `yaml:"matchExpressions"`
+}
+
+type probe struct {
+	HTTPGet *struct {
+		Path string    `yaml:"path"`
+		Port yaml.Node `yaml:"port"` // a number or a port name
+	} `yaml:"httpGet"`
+}
+
+type keyRef struct {
+	Name     string `yaml:"name"`
+	Key      string `yaml:"key"`
+	Optional bool   `yaml:"optional"`
+}
+
+type envVar struct {
+	Name      string `yaml:"name"`
+	Value     string `yaml:"value"`
+	ValueFrom *struct {
+		SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
+		ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+	} `yaml:"valueFrom"`
+}
+
+type envFrom struct {
+	Prefix       string `yaml:"prefix"`
+	ConfigMapRef *struct {
+		Name string `yaml:"name"`
+	} `yaml:"configMapRef"`
+	SecretRef *struct {
+		Name string `yaml:"name"`
+	} `yaml:"secretRef"`
+}
+
+type securityContext struct {
+	RunAsNonRoot             *bool  `yaml:"runAsNonRoot"`
+	RunAsUser                *int64 `yaml:"runAsUser"`
+	ReadOnlyRootFilesystem   *bool  `yaml:"readOnlyRootFilesystem"`
+	AllowPrivilegeEscalation *bool  `yaml:"allowPrivilegeEscalation"`
+	Capabilities             *struct {
+		Drop []string `yaml:"drop"`
+	} `yaml:"capabilities"`
+}
+
+type container struct {
+	Name    string    `yaml:"name"`
+	Image   string    `yaml:"image"`
+	Command []string  `yaml:"command"`
+	Args    []string  `yaml:"args"`
+	Env     []envVar  `yaml:"env"`
+	EnvFrom []envFrom `yaml:"envFrom"`
+	Ports   []struct {
+		Name          string `yaml:"name"`
+		ContainerPort int    `yaml:"containerPort"`
+	} `yaml:"ports"`
+	ReadinessProbe  *probe           `yaml:"readinessProbe"`
+	LivenessProbe   *probe           `yaml:"livenessProbe"`
+	SecurityContext *securityContext `yaml:"securityContext"`
+	Resources       struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+	} `yaml:"volumeMounts"`
+}
+
+type podTemplate struct {
+	Metadata meta `yaml:"metadata"`
+	Spec     struct {
+		SecurityContext           *securityContext `yaml:"securityContext"`
+		Containers                []container      `yaml:"containers"`
+		InitContainers            []container      `yaml:"initContainers"`
+		RestartPolicy             string           `yaml:"restartPolicy"`
+		TopologySpreadConstraints []struct {
+			TopologyKey   string        `yaml:"topologyKey"`
+			LabelSelector labelSelector `yaml:"labelSelector"`
+		} `yaml:"topologySpreadConstraints"`
+		Volumes []struct {
+			Name   string `yaml:"name"`
+			Secret *struct {
+				SecretName string `yaml:"secretName"`
+				Items      []struct {
+					Key  string `yaml:"key"`
+					Path string `yaml:"path"`
+				} `yaml:"items"`
+			} `yaml:"secret"`
+		} `yaml:"volumes"`
+	} `yaml:"spec"`
+}
+
+// object is one Kubernetes document; only the fields the tests read.
+type object struct {
+	file       string
+	APIVersion string            `yaml:"apiVersion"`
+	Kind       string            `yaml:"kind"`
+	Metadata   meta              `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Spec       struct {
+		Replicas       *int          `yaml:"replicas"`
+		Selector       yaml.Node     `yaml:"selector"` // matchLabels for workloads and PDBs, a plain map for Services
+		Template       podTemplate   `yaml:"template"`
+		MinAvailable   yaml.Node     `yaml:"minAvailable"`
+		MaxUnavailable yaml.Node     `yaml:"maxUnavailable"`
+		Ports          []servicePort `yaml:"ports"`
+	} `yaml:"spec"`
+}
+
+type servicePort struct {
+	Port       int       `yaml:"port"`
+	TargetPort yaml.Node `yaml:"targetPort"`
+}
+
+func (o *object) String() string { return fmt.Sprintf("%s %s (%s)", o.Kind, o.Metadata.Name, o.file) }
+
+// matchLabels decodes a workload or PDB selector.
+func (o *object) matchLabels(t *testing.T) labelSelector {
+	t.Helper()
+	var s labelSelector
+	if err := o.Spec.Selector.Decode(&s); err != nil {
+		t.Fatalf("%s: spec.selector: %v", o, err)
+	}
+	return s
+}
+
+// keys returns the Secret's or ConfigMap's data keys.
+func (o *object) keys() []string {
+	var ks []string
+	for k := range o.Data {
+		ks = append(ks, k)
+	}
+	for k := range o.StringData {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// loadK8s parses every deploy/k8s/*.yaml document.
+func loadK8s(t *testing.T) []*object {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("k8s", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	more, _ := filepath.Glob(filepath.Join("k8s", "*.yml"))
+	files = append(files, more...)
+	if len(files) == 0 {
+		t.Fatal("no deploy/k8s/*.yaml files")
+	}
+	var objs []*object
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for i := 0; ; i++ {
+			var n yaml.Node
+			if err := dec.Decode(&n); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				t.Fatalf("%s: document %d: %v", f, i, err)
+			}
+			if len(n.Content) == 0 || n.Content[0].Kind != yaml.MappingNode {
+				continue // an empty document, e.g. after a trailing ---
+			}
+			o := &object{file: f}
+			if err := n.Decode(o); err != nil {
+				t.Fatalf("%s: document %d: %v", f, i, err)
+			}
+			if o.APIVersion == "" || o.Kind == "" || o.Metadata.Name == "" {
+				t.Errorf("%s: document %d lacks apiVersion, kind or metadata.name", f, i)
+			}
+			objs = append(objs, o)
+		}
+	}
+	return objs
+}
+
+func byKind(objs []*object, kind string) []*object {
+	var out []*object
+	for _, o := range objs {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func find(objs []*object, kind, name string) *object {
+	for _, o := range objs {
+		if o.Kind == kind && o.Metadata.Name == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// selects reports whether every selector label is among labels.
+func selects(selector, labels map[string]string) bool {
+	if len(selector) == 0 {
+		return false
+	}
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// theDeployment returns the single authd Deployment.
+func theDeployment(t *testing.T, objs []*object) *object {
+	t.Helper()
+	ds := byKind(objs, "Deployment")
+	if len(ds) != 1 {
+		t.Fatalf("want exactly one Deployment in deploy/k8s, found %d", len(ds))
+	}
+	return ds[0]
+}
+
+func TestK8sNamespaceAgnostic(t *testing.T) {
+	for _, o := range loadK8s(t) {
+		if o.Metadata.Namespace != "" {
+			t.Errorf("%s sets metadata.namespace %q; the manifests must be namespace-agnostic", o, o.Metadata.Namespace)
+		}
+	}
+}
+
+func TestK8sDeployment(t *testing.T) {
+	objs := loadK8s(t)
+	d := theDeployment(t, objs)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+		t.Errorf("%s: replicas must be set and at least 2", d)
+	}
+	sel := d.matchLabels(t)
+	podLabels := d.Spec.Template.Metadata.Labels
+	if !selects(sel.MatchLabels, podLabels) {
+		t.Errorf("%s: selector %v does not select the pod labels %v", d, sel.MatchLabels, podLabels)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%s: want one container, found %d", d, len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	if got := append(slices.Clone(c.Command), c.Args...); !slices.Equal(got, []string{"serve", "--no-migrate"}) {
+		t.Errorf("%s: command+args = %q, want [serve --no-migrate] (the migration Job migrates)", d, got)
+	}
+	if c.Image == "" {
+		t.Errorf("%s: no image", d)
+	}
+
+	var port8080 string
+	for _, p := range c.Ports {
+		if p.ContainerPort == 8080 {
+			port8080 = p.Name
+		}
+	}
+	if port8080 == "" {
+		t.Errorf("%s: no named containerPort 8080", d)
+	}
+	checkProbe := func(what string, p *probe, wantPath string) {
+		t.Helper()
+		if p == nil || p.HTTPGet == nil {
+			t.Errorf("%s: no %s httpGet probe", d, what)
+			return
+		}
+		if p.HTTPGet.Path != wantPath {
+			t.Errorf("%s: %s probe path %q, want %q", d, what, p.HTTPGet.Path, wantPath)
+		}
+		if v := p.HTTPGet.Port.Value; v != "8080" && v != port8080 {
+			t.Errorf("%s: %s probe port %q is not the container's port 8080", d, what, v)
+		}
+	}
+	checkProbe("readiness", c.ReadinessProbe, "/readyz")
+	checkProbe("liveness", c.LivenessProbe, "/healthz")
+
+	checkNonRoot(t, d.String(), d.Spec.Template, true)
+	if len(c.Resources.Requests) == 0 || c.Resources.Limits["memory"] == "" {
+		t.Errorf("%s: want resource requests and a memory limit, got %+v", d, c.Resources)
+	}
+
+	if len(pod.TopologySpreadConstraints) == 0 {
+		t.Errorf("%s: no topologySpreadConstraints", d)
+	}
+	for _, tsc := range pod.TopologySpreadConstraints {
+		if !selects(tsc.LabelSelector.MatchLabels, podLabels) {
+			t.Errorf("%s: topology spread on %s selects %v, not the pod labels %v",
+				d, tsc.TopologyKey, tsc.LabelSelector.MatchLabels, podLabels)
+		}
+	}
+}
+
+// checkNonRoot asserts a pod runs as non-root with a hardened container.
+func checkNonRoot(t *testing.T, what string, tpl podTemplate, readOnlyRoot bool) {
+	t.Helper()
+	pod := tpl.Spec
+	podNonRoot := pod.SecurityContext != nil && pod.SecurityContext.RunAsNonRoot != nil && *pod.SecurityContext.RunAsNonRoot
+	for _, c := range append(slices.Clone(pod.InitContainers), pod.Containers...) {
+		sc := c.SecurityContext
+		if sc != nil && sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot {
+			t.Errorf("%s: container %s sets runAsNonRoot false", what, c.Name)
+		}
+		if !podNonRoot && (sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot) {
+			t.Errorf("%s: container %s: runAsNonRoot must be true (pod or container securityContext)", what, c.Name)
+		}
+		for _, u := range []*securityContext{pod.SecurityContext, sc} {
+			if u != nil && u.RunAsUser != nil && *u.RunAsUser == 0 {
+				t.Errorf("%s: container %s runs as UID 0", what, c.Name)
+			}
+		}
+		if sc == nil {
+			t.Errorf("%s: container %s has no securityContext", what, c.Name)
+			continue
+		}
+		if readOnlyRoot && (sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem) {
+			t.Errorf("%s: container %s: readOnlyRootFilesystem must be true", what, c.Name)
+		}
+		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+			t.Errorf("%s: container %s: allowPrivilegeEscalation must be false", what, c.Name)
+		}
+		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("%s: container %s: capabilities must drop ALL", what, c.Name)
+		}
+	}
+}
+
+func TestK8sServiceAndPDBSelectServers(t *testing.T) {
+	objs := loadK8s(t)
+	d := theDeployment(t, objs)
+	podLabels := d.Spec.Template.Metadata.Labels
+
+	svcs := byKind(objs, "Service")
+	if len(svcs) == 0 {
+		t.Error("no Service in deploy/k8s")
+	}
+	portNames := map[string]bool{}
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		portNames[p.Name] = true
+		portNames[fmt.Sprint(p.ContainerPort)] = true
+	}
+	for _, s := range svcs {
+		var sel map[string]string
+		if err := s.Spec.Selector.Decode(&sel); err != nil {
+			t.Fatalf("%s: selector: %v", s, err)
+		}
+		if !selects(sel, podLabels) {
+			t.Errorf("%s: selector %v does not select the Deployment's pod labels %v", s, sel, podLabels)
+		}
+		for _, j := range byKind(objs, "Job") {
+			if selects(sel, j.Spec.Template.Metadata.Labels) {
+				t.Errorf("%s: selector %v also selects the pods of %s", s, sel, j)
+			}
+		}
+		if len(s.Spec.Ports) == 0 {
+			t.Errorf("%s: no ports", s)
+		}
+		for _, p := range s.Spec.Ports {
+			if !portNames[p.TargetPort.Value] {
+				t.Errorf("%s: targetPort %q is not a port of the Deployment's container", s, p.TargetPort.Value)
+			}
+		}
+	}
+
+	pdbs := byKind(objs, "PodDisruptionBudget")
+	if len(pdbs) != 1 {
+		t.Fatalf("want one PodDisruptionBudget, found %d", len(pdbs))
+	}
+	pdb := pdbs[0]
+	if sel := pdb.matchLabels(t); !selects(sel.MatchLabels, podLabels) {
+		t.Errorf("%s: selector %v does not select the Deployment's pod labels %v", pdb, sel.MatchLabels, podLabels)
+	}
+	replicas := 0
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	switch {
+	case pdb.Spec.MinAvailable.Kind != 0 && pdb.Spec.MaxUnavailable.Kind != 0:
+		t.Errorf("%s: set minAvailable or maxUnavailable, not both", pdb)
+	case pdb.Spec.MinAvailable.Kind != 0:
+		var n int
+		if err := pdb.Spec.MinAvailable.Decode(&n); err != nil {
+			t.Errorf("%s: minAvailable %q: want an integer", pdb, pdb.Spec.MinAvailable.Value)
+		} else if n < 1 || n >= replicas {
+			t.Errorf("%s: minAvailable %d with %d replicas: want 1 ≤ minAvailable < replicas, or drains block", pdb, n, replicas)
+		}
+	case pdb.Spec.MaxUnavailable.Kind != 0:
+		var n int
+		if err := pdb.Spec.MaxUnavailable.Decode(&n); err != nil {
+			t.Errorf("%s: maxUnavailable %q: want an integer", pdb, pdb.Spec.MaxUnavailable.Value)
+		} else if n < 1 || n >= replicas {
+			t.Errorf("%s: maxUnavailable %d with %d replicas: want 1 ≤ maxUnavailable < replicas", pdb, n, replicas)
+		}
+	default:
+		t.Errorf("%s: neither minAvailable nor maxUnavailable", pdb)
+	}
+}
+
+func TestK8sMigrationJob(t *testing.T) {
+	objs := loadK8s(t)
+	d := theDeployment(t, objs)
+	var found bool
+	for _, j := range byKind(objs, "Job") {
+		for _, c := range j.Spec.Template.Spec.Containers {
+			if got := append(slices.Clone(c.Command), c.Args...); !slices.Equal(got, []string{"migrate", "up"}) {
+				continue
+			}
+			found = true
+			if want := d.Spec.Template.Spec.Containers[0].Image; c.Image != want {
+				t.Errorf("%s: image %q differs from the Deployment's %q", j, c.Image, want)
+			}
+			if rp := j.Spec.Template.Spec.RestartPolicy; rp != "Never" && rp != "OnFailure" {
+				t.Errorf("%s: restartPolicy %q", j, rp)
+			}
+			if !slices.ContainsFunc(c.Env, func(e envVar) bool { return e.Name == "DATABASE_URL" }) {
+				t.Errorf("%s: DATABASE_URL is not set", j)
+			}
+			checkNonRoot(t, j.String(), j.Spec.Template, true)
+		}
+	}
+	if !found {
+		t.Error("no Job in deploy/k8s runs `migrate up`")
+	}
+}
+
+// TestK8sEnvNames checks that every variable the manifests set is one authd
+// reads, that every reference (ConfigMap, Secret, key) resolves inside
+// deploy/k8s, and that the production essentials are set for the servers.
+func TestK8sEnvNames(t *testing.T) {
+	objs := loadK8s(t)
+	names := knownNames()
+	for _, w := range append(byKind(objs, "Deployment"), byKind(objs, "Job")...) {
+		for _, c := range append(slices.Clone(w.Spec.Template.Spec.InitContainers), w.Spec.Template.Spec.Containers...) {
+			set := containerEnv(t, objs, w, c)
+			for n := range set {
+				if !names[n] {
+					t.Errorf("%s: container %s sets %s, which authd does not read (not in config.Names)", w, c.Name, n)
+				}
+			}
+			if w.Kind != "Deployment" {
+				continue
+			}
+			for _, must := range []string{"DATABASE_URL", "AUTHD_ISSUER", "AUTHD_SIGNING_KEYS"} {
+				if _, ok := set[must]; !ok {
+					t.Errorf("%s: %s is not set (without signing keys every replica signs with its own ephemeral key)", w, must)
+				}
+			}
+			checkKeyFilesMounted(t, objs, w, c, set["AUTHD_SIGNING_KEYS"])
+		}
+	}
+}
+
+// containerEnv returns the variables a container sets, with values where they
+// are literal or come from a ConfigMap in deploy/k8s.
+func containerEnv(t *testing.T, objs []*object, w *object, c container) map[string]string {
+	t.Helper()
+	set := map[string]string{}
+	for _, ef := range c.EnvFrom {
+		var src *object
+		switch {
+		case ef.ConfigMapRef != nil:
+			src = find(objs, "ConfigMap", ef.ConfigMapRef.Name)
+			if src == nil {
+				t.Errorf("%s: envFrom ConfigMap %q is not in deploy/k8s", w, ef.ConfigMapRef.Name)
+				continue
+			}
+		case ef.SecretRef != nil:
+			src = find(objs, "Secret", ef.SecretRef.Name)
+			if src == nil {
+				t.Errorf("%s: envFrom Secret %q is not in deploy/k8s", w, ef.SecretRef.Name)
+				continue
+			}
+		default:
+			continue
+		}
+		for _, k := range src.keys() {
+			set[ef.Prefix+k] = src.Data[k]
+		}
+	}
+	for _, e := range c.Env {
+		set[e.Name] = e.Value
+		if e.ValueFrom == nil {
+			continue
+		}
+		for kind, ref := range map[string]*keyRef{"Secret": e.ValueFrom.SecretKeyRef, "ConfigMap": e.ValueFrom.ConfigMapKeyRef} {
+			if ref == nil {
+				continue
+			}
+			src := find(objs, kind, ref.Name)
+			if src == nil || !slices.Contains(src.keys(), ref.Key) {
+				t.Errorf("%s: %s comes from %s %s key %q, which deploy/k8s does not define", w, e.Name, kind, ref.Name, ref.Key)
+			}
+		}
+	}
+	return set
+}
+
+// checkKeyFilesMounted checks that every AUTHD_SIGNING_KEYS path is a key of
+// a Secret mounted at that path's directory.
+func checkKeyFilesMounted(t *testing.T, objs []*object, w *object, c container, keys string) {
+	t.Helper()
+	for _, p := range strings.Split(keys, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		dir, file := path.Split(p)
+		var ok bool
+		for _, vm := range c.VolumeMounts {
+			if path.Clean(vm.MountPath) != path.Clean(dir) {
+				continue
+			}
+			for _, v := range w.Spec.Template.Spec.Volumes {
+				if v.Name != vm.Name || v.Secret == nil {
+					continue
+				}
+				s := find(objs, "Secret", v.Secret.SecretName)
+				if s == nil {
+					t.Errorf("%s: volume %s mounts Secret %q, which deploy/k8s does not define", w, v.Name, v.Secret.SecretName)
+					continue
+				}
+				if len(v.Secret.Items) == 0 {
+					ok = ok || slices.Contains(s.keys(), file)
+				}
+				for _, it := range v.Secret.Items {
+					ok = ok || (it.Path == file && slices.Contains(s.keys(), it.Key))
+				}
+			}
+		}
+		if !ok {
+			t.Errorf("%s: AUTHD_SIGNING_KEYS names %s, which no mounted Secret provides", w, p)
+		}
+	}
+}
+
+func knownNames() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range config.Names {
+		m[n] = true
+	}
+	return m
+}
+
+// ---- docker compose ---------------------------------------------------------
+
+type composeService struct {
+	Image       string    `yaml:"image"`
+	Build       yaml.Node `yaml:"build"`
+	Command     yaml.Node `yaml:"command"`
+	Environment yaml.Node `yaml:"environment"`
+	EnvFile     yaml.Node `yaml:"env_file"`
+	DependsOn   yaml.Node `yaml:"depends_on"`
+	Healthcheck *struct {
+		Test    yaml.Node `yaml:"test"`
+		Disable bool      `yaml:"disable"`
+	} `yaml:"healthcheck"`
+	Ports   []string `yaml:"ports"`
+	Volumes []string `yaml:"volumes"`
+}
+
+func loadCompose(t *testing.T) map[string]composeService {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]composeService `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return f.Services
+}
+
+// composeEnv decodes an environment block in map or list form.
+func composeEnv(t *testing.T, n yaml.Node) map[string]string {
+	t.Helper()
+	env := map[string]string{}
+	switch n.Kind {
+	case 0:
+	case yaml.MappingNode:
+		var m map[string]*string
+		if err := n.Decode(&m); err != nil {
+			t.Fatalf("docker-compose.yml: environment: %v", err)
+		}
+		for k, v := range m {
+			if v != nil {
+				env[k] = *v
+			} else {
+				env[k] = ""
+			}
+		}
+	case yaml.SequenceNode:
+		var l []string
+		if err := n.Decode(&l); err != nil {
+			t.Fatalf("docker-compose.yml: environment: %v", err)
+		}
+		for _, kv := range l {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	default:
+		t.Fatalf("docker-compose.yml: environment: unexpected YAML kind %v", n.Kind)
+	}
+	return env
+}
+
+func TestCompose(t *testing.T) {
+	svcs := loadCompose(t)
+	for _, name := range []string{"postgres", "redis", "authd"} {
+		if _, ok := svcs[name]; !ok {
+			t.Fatalf("docker-compose.yml: no service %q", name)
+		}
+	}
+	for _, name := range []string{"postgres", "redis"} {
+		hc := svcs[name].Healthcheck
+		if hc == nil || hc.Disable || hc.Test.Kind == 0 {
+			t.Errorf("docker-compose.yml: service %s has no healthcheck", name)
+		}
+	}
+
+	a := svcs["authd"]
+	var deps map[string]struct {
+		Condition string `yaml:"condition"`
+	}
+	if a.DependsOn.Kind != yaml.MappingNode {
+		t.Error("docker-compose.yml: authd.depends_on must be a map with conditions (the list form only waits for start)")
+	} else if err := a.DependsOn.Decode(&deps); err != nil {
+		t.Errorf("docker-compose.yml: authd.depends_on: %v", err)
+	}
+	for _, name := range []string{"postgres", "redis"} {
+		if c := deps[name].Condition; c != "service_healthy" {
+			t.Errorf("docker-compose.yml: authd depends on %s with condition %q, want service_healthy", name, c)
+		}
+	}
+
+	var build struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	}
+	if a.Build.Kind != yaml.MappingNode || a.Build.Decode(&build) != nil ||
+		path.Clean(build.Context) != "." || path.Clean(build.Dockerfile) != "deploy/Dockerfile" {
+		t.Errorf("docker-compose.yml: authd must build context . with dockerfile deploy/Dockerfile, got %+v", build)
+	}
+	if !slices.ContainsFunc(a.Ports, func(p string) bool { return strings.HasSuffix(p, "8080:8080") }) {
+		t.Errorf("docker-compose.yml: authd does not publish 8080:8080 (ports %q)", a.Ports)
+	}
+	if a.EnvFile.Kind != 0 {
+		t.Error("docker-compose.yml: authd uses env_file, whose names this test cannot check; use environment")
+	}
+
+	names := knownNames()
+	env := composeEnv(t, a.Environment)
+	for n := range env {
+		if !names[n] {
+			t.Errorf("docker-compose.yml: authd sets %s, which authd does not read (not in config.Names)", n)
+		}
+	}
+	for _, must := range []string{"DATABASE_URL", "AUTHD_REDIS_URL", "AUTHD_ISSUER", "AUTHD_SIGNING_KEYS"} {
+		if env[must] == "" {
+			t.Errorf("docker-compose.yml: authd does not set %s", must)
+		}
+	}
+	for _, p := range strings.Split(env["AUTHD_SIGNING_KEYS"], ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.ContainsFunc(a.Volumes, func(v string) bool {
+			parts := strings.Split(v, ":")
+			return len(parts) >= 2 && strings.HasPrefix(p, strings.TrimSuffix(parts[1], "/")+"/")
+		}) {
+			t.Errorf("docker-compose.yml: AUTHD_SIGNING_KEYS file %s is not under a mounted volume", p)
+		}
+	}
+}
+
+// ---- Dockerfile and Makefile ------------------------------------------------
+
+type instruction struct {
+	cmd  string // upper case: FROM, RUN, USER, ...
+	args string
+}
+
+// parseDockerfile returns the stages, each a list of instructions starting
+// with its FROM, with comments dropped and continuation lines joined.
+func parseDockerfile(t *testing.T) [][]instruction {
+	t.Helper()
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logical []string
+	var cur strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "#") {
+			continue // comments, parser directives, and comments inside continuations
+		}
+		if s, ok := strings.CutSuffix(trimmed, "\\"); ok {
+			cur.WriteString(s + " ")
+			continue
+		}
+		cur.WriteString(trimmed)
+		if l := strings.TrimSpace(cur.String()); l != "" {
+			logical = append(logical, l)
+		}
+		cur.Reset()
+	}
+	var stages [][]instruction
+	for _, l := range logical {
+		cmd, args, _ := strings.Cut(l, " ")
+		in := instruction{strings.ToUpper(cmd), strings.TrimSpace(args)}
+		if in.cmd == "FROM" {
+			stages = append(stages, nil)
+		}
+		if len(stages) == 0 {
+			if in.cmd != "ARG" {
+				t.Fatalf("Dockerfile: %s before the first FROM", in.cmd)
+			}
+			continue
+		}
+		stages[len(stages)-1] = append(stages[len(stages)-1], in)
+	}
+	return stages
+}
+
+// shellWords splits a shell command line into words, honouring quotes and
+// backslashes; ";", "&&" and "||" become words of their own. It is enough for
+// the simple command lines of a Makefile recipe or a RUN instruction.
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	flush := func() {
+		if inWord {
+			words = append(words, w.String())
+		}
+		w.Reset()
+		inWord = false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\n':
+			flush()
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated ' in %q", s)
+			}
+			w.WriteString(s[i+1 : i+1+j])
+			inWord = true
+			i += j + 1
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				w.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated \" in %q", s)
+			}
+			inWord = true
+		case c == '\\' && i+1 < len(s):
+			i++
+			w.WriteByte(s[i])
+			inWord = true
+		case c == ';' || (c == '&' || c == '|') && i+1 < len(s) && s[i+1] == c:
+			flush()
+			if c == ';' {
+				words = append(words, ";")
+			} else {
+				words = append(words, s[i:i+2])
+				i++
+			}
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	flush()
+	return words, nil
+}
+
+// goBuild is one `go build` invocation.
+type goBuild struct {
+	env    map[string]string // NAME=value assignments before the command
+	flags  []string          // build flags, without -o and its value
+	output string
+	pkgs   []string
+}
+
+// findGoBuild finds the simple command running `<go> build` in a shell line;
+// isGo tells whether a word names the go command.
+func findGoBuild(line string, isGo func(string) bool) (*goBuild, error) {
+	words, err := shellWords(line)
+	if err != nil {
+		return nil, err
+	}
+	var cmd []string
+	for i := 0; i <= len(words); i++ {
+		if i < len(words) && !slices.Contains([]string{";", "&&", "||"}, words[i]) {
+			cmd = append(cmd, words[i])
+			continue
+		}
+		b := &goBuild{env: map[string]string{}}
+		j := 0
+		for ; j < len(cmd) && strings.Contains(cmd[j], "=") && !strings.HasPrefix(cmd[j], "-"); j++ {
+			k, v, _ := strings.Cut(cmd[j], "=")
+			b.env[k] = v
+		}
+		if j+1 < len(cmd) && isGo(cmd[j]) && cmd[j+1] == "build" {
+			rest := cmd[j+2:]
+			for k := 0; k < len(rest); k++ {
+				switch a := rest[k]; {
+				case a == "-o" && k+1 < len(rest):
+					b.output = rest[k+1]
+					k++
+				case strings.HasPrefix(a, "-o="):
+					b.output = strings.TrimPrefix(a, "-o=")
+				case strings.HasPrefix(a, "-"):
+					b.flags = append(b.flags, a)
+				default:
+					b.pkgs = append(b.pkgs, a)
+				}
+			}
+			return b, nil
+		}
+		cmd = nil
+	}
+	return nil, fmt.Errorf("no go build command in %q", line)
+}
+
+// dockerGoBuild returns the go build command of the Dockerfile's build stage.
+func dockerGoBuild(t *testing.T) *goBuild {
+	t.Helper()
+	for _, st := range parseDockerfile(t) {
+		for _, in := range st {
+			if in.cmd != "RUN" || !strings.Contains(in.args, "go build") {
+				continue
+			}
+			line := in.args
+			for strings.HasPrefix(line, "--") { // RUN options such as --mount=...
+				_, line, _ = strings.Cut(line, " ")
+				line = strings.TrimSpace(line)
+			}
+			b, err := findGoBuild(line, func(w string) bool { return w == "go" })
+			if err != nil {
+				t.Fatalf("Dockerfile: %v", err)
+			}
+			return b
+		}
+	}
+	t.Fatal("Dockerfile: no RUN ... go build")
+	return nil
+}
+
+// makeGoBuild returns the go build command of the Makefile's build target.
+func makeGoBuild(t *testing.T) *goBuild {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipe []string
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(line, "build:"):
+			in = true
+		case in && strings.HasPrefix(line, "\t"):
+			recipe = append(recipe, strings.TrimPrefix(line, "\t"))
+		case in:
+			in = false
+		}
+	}
+	if len(recipe) == 0 {
+		t.Fatal("Makefile: no build target with a recipe")
+	}
+	joined := strings.ReplaceAll(strings.Join(recipe, "\n"), "\\\n", " ")
+	for _, line := range strings.Split(joined, "\n") {
+		line = strings.TrimLeft(line, "@-+")
+		b, err := findGoBuild(line, func(w string) bool { return w == "go" || w == "$(GO)" || w == "${GO}" })
+		if err == nil {
+			return b
+		}
+	}
+	t.Fatalf("Makefile: the build target runs no go build: %q", recipe)
+	return nil
+}
+
+func TestDockerfileBuildMatchesMakefile(t *testing.T) {
+	d, m := dockerGoBuild(t), makeGoBuild(t)
+	if !slices.Equal(d.flags, m.flags) {
+		t.Errorf("go build flags: Dockerfile %q, Makefile build target %q", d.flags, m.flags)
+	}
+	if !slices.Equal(d.pkgs, m.pkgs) {
+		t.Errorf("go build packages: Dockerfile %q, Makefile build target %q", d.pkgs, m.pkgs)
+	}
+	if d.env["CGO_ENABLED"] != m.env["CGO_ENABLED"] {
+		t.Errorf("CGO_ENABLED: Dockerfile %q, Makefile %q", d.env["CGO_ENABLED"], m.env["CGO_ENABLED"])
+	}
+	if d.env["CGO_ENABLED"] != "0" {
+		t.Errorf("Dockerfile: CGO_ENABLED=%q: the distroless static image needs a static binary (CGO_ENABLED=0)", d.env["CGO_ENABLED"])
+	}
+	if d.output == "" {
+		t.Error("Dockerfile: go build has no -o")
+	}
+}
+
+func TestDockerfileRuntimeStage(t *testing.T) {
+	stages := parseDockerfile(t)
+	if len(stages) < 2 {
+		t.Fatalf("Dockerfile: want a multi-stage build, found %d stage(s)", len(stages))
+	}
+	final := stages[len(stages)-1]
+	from := strings.Fields(final[0].args)
+	var image string
+	for _, f := range from {
+		if !strings.HasPrefix(f, "--") {
+			image = f
+			break
+		}
+	}
+	if !strings.HasPrefix(image, "gcr.io/distroless/static") {
+		t.Errorf("Dockerfile: final stage FROM %s, want gcr.io/distroless/static*", image)
+	}
+
+	var user, entrypoint, cmd string
+	var exposed []string
+	names := knownNames()
+	for _, in := range final {
+		switch in.cmd {
+		case "USER":
+			user = in.args
+		case "ENTRYPOINT":
+			entrypoint = in.args
+		case "CMD":
+			cmd = in.args
+		case "EXPOSE":
+			exposed = append(exposed, strings.Fields(in.args)...)
+		case "ENV":
+			k, _, _ := strings.Cut(in.args, "=")
+			if k, _, _ = strings.Cut(k, " "); !names[k] {
+				t.Errorf("Dockerfile: ENV %s is not a variable authd reads", k)
+			}
+		}
+	}
+	u, g, _ := strings.Cut(user, ":")
+	if user == "" || u == "0" || u == "root" || g == "0" || g == "root" {
+		t.Errorf("Dockerfile: final stage USER %q: want a non-root user and group", user)
+	}
+	if strings.Trim(u, "0123456789") != "" {
+		t.Errorf("Dockerfile: USER %q: use a numeric UID so runAsNonRoot can verify it", user)
+	}
+	if !slices.Contains(exposed, "8080") && !slices.Contains(exposed, "8080/tcp") {
+		t.Errorf("Dockerfile: final stage does not EXPOSE 8080 (EXPOSE %q)", exposed)
+	}
+	if entrypoint != `["/authd"]` {
+		t.Errorf(`Dockerfile: ENTRYPOINT %s, want ["/authd"]`, entrypoint)
+	}
+	if cmd != `["serve"]` {
+		t.Errorf(`Dockerfile: CMD %s, want ["serve"]`, cmd)
+	}
+
+	// The binary the final stage copies is the one the build stage writes.
+	out := dockerGoBuild(t).output
+	if !slices.ContainsFunc(final, func(in instruction) bool {
+		return in.cmd == "COPY" && strings.Contains(in.args, "--from=") && strings.Contains(in.args, out+" /authd")
+	}) {
+		t.Errorf("Dockerfile: final stage does not COPY --from=<build> %s /authd", out)
+	}
+}
+
+// TestDockerfileGoVersion keeps the build image's Go release at least the
+// go directive of go.mod, so the image does not fetch a toolchain.
+func TestDockerfileGoVersion(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var goLine string
+	for _, l := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "go "); ok {
+			goLine = strings.TrimSpace(v)
+		}
+	}
+	major, minor := "", ""
+	if parts := strings.Split(goLine, "."); len(parts) >= 2 {
+		major, minor = parts[0], parts[1]
+	}
+	stages := parseDockerfile(t)
+	dockerfile, _ := os.ReadFile("Dockerfile")
+	// Resolve ARG defaults used in FROM golang:${GO_VERSION}-...
+	args := map[string]string{}
+	for _, l := range strings.Split(string(dockerfile), "\n") {
+		if a, ok := strings.CutPrefix(strings.TrimSpace(l), "ARG "); ok {
+			if k, v, ok := strings.Cut(a, "="); ok {
+				args[k] = v
+			}
+		}
+	}
+	for _, st := range stages {
+		img := os.Expand(st[0].args, func(k string) string { return args[k] })
+		for _, f := range strings.Fields(img) {
+			tag, ok := strings.CutPrefix(f, "golang:")
+			if !ok {
+				continue
+			}
+			v, _, _ := strings.Cut(tag, "-")
+			p := strings.Split(v, ".")
+			if len(p) < 2 || p[0] != major || p[1] != minor {
+				t.Errorf("Dockerfile: build image %s, but go.mod says go %s: want golang:%s.%s", f, goLine, major, minor)
+			}
+			return
+		}
+	}
+	t.Error("Dockerfile: no golang:<version> build stage")
+}
