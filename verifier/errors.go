@@ -22,8 +22,7 @@ var (
 	ErrIssuer = errors.New("verifier: wrong issuer")
 	// ErrAudience: aud does not contain Config.Audience.
 	ErrAudience = errors.New("verifier: wrong audience")
-	// ErrRevoked: the token's session (or the token itself) is on the
-	// denylist.
+	// ErrRevoked: the token's session is on the denylist.
 	ErrRevoked = errors.New("verifier: session revoked")
 	// ErrStale: the token is otherwise valid, but the last successful poll of
 	// the revocation feed is older than Config.MaxStaleness, so revocation
