@@ -291,6 +291,86 @@ func TestOpenAPIResponses(t *testing.T) {
 		expect(t, "bad token", a.do("POST", path, "eyJ.bad.token", "", nil), 401, "")
 	})
 
+	t.Run("account", func(t *testing.T) {
+		env.CreateUser(t, "bob", "user", pw)
+		bob := login("bob")
+		other := login("bob")
+		r := a.do("GET", "/sessions", bob.AccessToken, "", nil)
+		expect(t, "own sessions", r, 200, `"current":true`)
+		r = a.do("GET", "/sessions?include=revoked&limit=1", bob.AccessToken, "", nil)
+		expect(t, "own sessions, one page", r, 200, `"next_cursor":"`)
+		expect(t, "bad include", a.do("GET", "/sessions?include=all", bob.AccessToken, "", nil), 400, "")
+		expect(t, "bad limit", a.do("GET", "/sessions?limit=0", bob.AccessToken, "", nil), 400, "")
+		expect(t, "sessions without a token", a.do("GET", "/sessions", "", "", nil), 401, "")
+
+		r = a.do("POST", "/me/password", bob.AccessToken, "application/json",
+			strings.NewReader(`{"current_password":"`+pw+`","new_password":"an even better passphrase"}`))
+		expect(t, "change password", r, 200, `"revoked":1`)
+		expect(t, "other session after the change", a.do("GET", "/sessions", other.AccessToken, "", nil), 401, "")
+		r = a.do("POST", "/me/password", bob.AccessToken, "application/json",
+			strings.NewReader(`{"current_password":"wrong wrong wrong","new_password":"yet another passphrase"}`))
+		expect(t, "wrong current password", r, 403, "")
+		r = a.do("POST", "/me/password", bob.AccessToken, "application/json",
+			strings.NewReader(`{"current_password":"an even better passphrase","new_password":"short"}`))
+		expect(t, "policy violation", r, 400, "at least 12 characters")
+		expect(t, "no body", a.do("POST", "/me/password", bob.AccessToken, "application/json", nil), 400, "")
+	})
+
+	t.Run("admin users", func(t *testing.T) {
+		admin := login("root").AccessToken
+		user := login("alice").AccessToken
+		r := a.do("POST", "/users", admin, "application/json", strings.NewReader(`{"username":"carol","role":"user"}`))
+		expect(t, "create with a generated password", r, 201, `"password":"`)
+		var carol struct{ ID, Password string }
+		r.json(t, &carol)
+		r = a.do("POST", "/users", admin, "application/json",
+			strings.NewReader(`{"username":"dave","role":"service","password":"dave's long secret"}`))
+		expect(t, "create with a password", r, 201, `"role":"service"`)
+		if bytes.Contains(r.body, []byte(`"password"`)) {
+			t.Errorf("a chosen password was echoed: %s", r.body)
+		}
+		expect(t, "taken username", a.do("POST", "/users", admin, "application/json",
+			strings.NewReader(`{"username":"CAROL","role":"user"}`)), 409, "")
+		expect(t, "bad role", a.do("POST", "/users", admin, "application/json",
+			strings.NewReader(`{"username":"erin","role":"root"}`)), 400, "")
+		expect(t, "user creates", a.do("POST", "/users", user, "application/json",
+			strings.NewReader(`{"username":"erin","role":"user"}`)), 403, "")
+
+		expect(t, "get", a.do("GET", "/users/"+carol.ID, admin, "", nil), 200, `"username":"carol"`)
+		expect(t, "get unknown", a.do("GET", "/users/"+uuid.NewString(), admin, "", nil), 404, "")
+		expect(t, "get malformed", a.do("GET", "/users/nope", admin, "", nil), 400, "")
+		expect(t, "list", a.do("GET", "/users?query=car&limit=1", admin, "", nil), 200, `"items":[`)
+		expect(t, "list, bad cursor", a.do("GET", "/users?cursor=%25%25", admin, "", nil), 400, "")
+
+		a.form("/token", url.Values{"grant_type": {"password"}, "username": {"carol"}, "password": {carol.Password}})
+		r = a.do("GET", "/users/"+carol.ID+"/sessions?include=revoked", admin, "", nil)
+		expect(t, "user sessions", r, 200, `"current":false`)
+		r = a.do("PATCH", "/users/"+carol.ID, admin, "application/json", strings.NewReader(`{"disabled":true}`))
+		expect(t, "disable", r, 200, `"revoked":1`)
+		expect(t, "empty patch", a.do("PATCH", "/users/"+carol.ID, admin, "application/json", strings.NewReader(`{}`)), 400, "")
+		otherID := env.CreateUser(t, "root2", "user", pw)
+		expect(t, "last admin", a.do("PATCH", "/users/"+adminID(t, a, admin), admin, "application/json",
+			strings.NewReader(`{"role":"user"}`)), 409, "")
+		r = a.do("PUT", "/users/"+otherID+"/password", admin, "application/json", strings.NewReader(`{"password":"a fresh passphrase"}`))
+		expect(t, "reset password", r, 200, `"revoked":0`)
+		r = a.do("PUT", "/users/"+otherID+"/password", admin, "application/json", strings.NewReader(`{"password":"short"}`))
+		expect(t, "reset to a weak password", r, 400, "")
+		r = a.do("POST", "/users/"+otherID+"/sessions/revoke", admin, "", nil)
+		expect(t, "revoke all of a user", r, 200, `"revoked":0`)
+		expect(t, "revoke all of nobody", a.do("POST", "/users/"+uuid.NewString()+"/sessions/revoke", admin, "", nil), 404, "")
+	})
+
+	t.Run("throttle", func(t *testing.T) {
+		var r reply
+		for i := 0; i < 10 && r.status != 429; i++ {
+			r = a.form("/token", url.Values{"grant_type": {"password"}, "username": {"mallory"}, "password": {"guess guess guess"}})
+		}
+		expect(t, "throttled login", r, 429, "")
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+	})
+
 	// Last: it takes the database away.
 	t.Run("readyz unavailable", func(t *testing.T) {
 		env.DB.Close()
@@ -300,4 +380,23 @@ func TestOpenAPIResponses(t *testing.T) {
 
 func basic(id, secret string) string {
 	return base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id) + ":" + url.QueryEscape(secret)))
+}
+
+// adminID finds the id of the only admin, root.
+func adminID(t *testing.T, a *api, token string) string {
+	t.Helper()
+	var list struct {
+		Items []struct {
+			ID       string `json:"id"`
+			Username string `json:"username"`
+		} `json:"items"`
+	}
+	a.do("GET", "/users?query=root", token, "", nil).json(t, &list)
+	for _, u := range list.Items {
+		if u.Username == "root" {
+			return u.ID
+		}
+	}
+	t.Fatalf("no user root in %+v", list)
+	return ""
 }
