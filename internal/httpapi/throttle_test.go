@@ -1,0 +1,174 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/internal/throttle"
+)
+
+// throttleAnswer is what a client can observe of one /token attempt.
+type throttleAnswer struct {
+	Status     int
+	RetryAfter string
+	Body       string
+}
+
+func throttleAttempt(t *testing.T, env *authdtest.Env, form url.Values) throttleAnswer {
+	t.Helper()
+	res, body := env.PostForm(t, "/token", form)
+	a := throttleAnswer{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After")}
+	if res.StatusCode == 200 {
+		a.Body = "token"
+	} else {
+		a.Body = string(body)
+	}
+	return a
+}
+
+func passwordForm(user, pw string) url.Values {
+	return url.Values{"grant_type": {"password"}, "username": {user}, "password": {pw}}
+}
+
+const wrongPW = "not the password at all"
+
+// throttleScript runs the same sequence of attempts against username and
+// returns what a client sees; correct is the right password (or any, for
+// an unknown user).
+func throttleScript(t *testing.T, env *authdtest.Env, username, correct string) []throttleAnswer {
+	t.Helper()
+	var out []throttleAnswer
+	for range 5 { // five failures are free
+		out = append(out, throttleAttempt(t, env, passwordForm(username, wrongPW)))
+	}
+	out = append(out, throttleAttempt(t, env, passwordForm(username, correct))) // 429 even when right
+	env.Clock.Advance(time.Second)
+	out = append(out, throttleAttempt(t, env, passwordForm(username, wrongPW))) // 6th failure: 2s now
+	out = append(out, throttleAttempt(t, env, passwordForm(username, wrongPW))) // 429, Retry-After 2
+	env.Clock.Advance(time.Second)
+	out = append(out, throttleAttempt(t, env, passwordForm(username, wrongPW))) // still 429, 1s left
+	env.Clock.Advance(time.Second)
+	return out
+}
+
+func TestThrottleAccount(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{})
+	env.CreateUser(t, "carol", "user", acctPW)
+	got := throttleScript(t, env, "carol", acctPW)
+
+	wrong := got[0]
+	if wrong.Status != 400 || wrong.RetryAfter != "" {
+		t.Fatalf("wrong password: %+v", wrong)
+	}
+	for i, a := range got[:5] {
+		if a != wrong {
+			t.Fatalf("failure %d answered %+v, want %+v", i+1, a, wrong)
+		}
+	}
+	var body struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if err := json.Unmarshal([]byte(got[5].Body), &body); err != nil {
+		t.Fatal(err)
+	}
+	if got[5].Status != 429 || got[5].RetryAfter != "1" || body.Error != "invalid_request" ||
+		body.ErrorDescription != "too many failed attempts; retry later" {
+		t.Fatalf("right password during the delay: %+v", got[5])
+	}
+	if got[6] != wrong {
+		t.Fatalf("after the delay a wrong password is checked again: %+v", got[6])
+	}
+	if got[7].Status != 429 || got[7].RetryAfter != "2" {
+		t.Fatalf("the delay doubles: %+v", got[7])
+	}
+	if got[8].Status != 429 || got[8].RetryAfter != "1" {
+		t.Fatalf("half way through the delay: %+v", got[8])
+	}
+
+	t.Run("RecoversAfterTheDelayAndSuccessResets", func(t *testing.T) {
+		env.Login(t, "carol", acctPW)
+		for i := range 5 {
+			if a := throttleAttempt(t, env, passwordForm("CAROL", wrongPW)); a != wrong {
+				t.Fatalf("failure %d after a success: %+v", i+1, a)
+			}
+		}
+		if a := throttleAttempt(t, env, passwordForm("carol", acctPW)); a.Status != 429 {
+			t.Fatalf("letter case must not give fresh attempts: %+v", a)
+		}
+	})
+}
+
+func TestThrottleUnknownUsernamesLikeKnownOnes(t *testing.T) {
+	known := authdtest.Start(t, authdtest.Options{})
+	known.CreateUser(t, "carol", "user", acctPW)
+	unknown := authdtest.Start(t, authdtest.Options{})
+	a := throttleScript(t, known, "carol", acctPW)
+	b := throttleScript(t, unknown, "carol", acctPW)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("attempt %d: known user %+v, unknown user %+v", i+1, a[i], b[i])
+		}
+	}
+	if a[5].Status != 429 || b[5].Status != 429 {
+		t.Fatalf("not throttled: %+v %+v", a[5], b[5])
+	}
+}
+
+func TestThrottlePerIP(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresIP: 3}})
+	env.CreateUser(t, "dave", "user", acctPW)
+	for _, u := range []string{"u1", "u2", "u3"} {
+		if a := throttleAttempt(t, env, passwordForm(u, wrongPW)); a.Status != 400 {
+			t.Fatalf("%s: %+v", u, a)
+		}
+	}
+	if a := throttleAttempt(t, env, passwordForm("dave", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("fourth account from one IP: %+v", a)
+	}
+	env.Clock.Advance(time.Second)
+	env.Login(t, "dave", acctPW)
+	// A success clears the account's count, not the IP's.
+	if a := throttleAttempt(t, env, passwordForm("u4", wrongPW)); a.Status != 400 {
+		t.Fatalf("after the delay: %+v", a)
+	}
+	if a := throttleAttempt(t, env, passwordForm("dave", acctPW)); a.Status != 429 || a.RetryAfter != "2" {
+		t.Fatalf("IP count survived the success: %+v", a)
+	}
+}
+
+func TestThrottleClientCredentials(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 2}})
+	env.CreateUser(t, "billing", "service", acctPW)
+	form := func(secret string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {"billing"}, "client_secret": {secret}}
+	}
+	for range 2 {
+		if a := throttleAttempt(t, env, form(wrongPW)); a.Status != 401 {
+			t.Fatalf("wrong secret: %+v", a)
+		}
+	}
+	if a := throttleAttempt(t, env, form(acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("right secret during the delay: %+v", a)
+	}
+	env.Clock.Advance(time.Second)
+	env.ServiceToken(t, "billing", acctPW)
+}
+
+func TestThrottleForgetsAfterADayOfQuiet(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 1, Max: time.Hour}})
+	env.CreateUser(t, "erin", "user", acctPW)
+	for range 3 {
+		throttleAttempt(t, env, passwordForm("erin", wrongPW))
+		env.Clock.Advance(time.Hour)
+	}
+	env.Clock.Advance(throttle.Forget)
+	// The count starts again from one: a single failure gives the base delay.
+	throttleAttempt(t, env, passwordForm("erin", wrongPW))
+	if a := throttleAttempt(t, env, passwordForm("erin", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("after a day of quiet: %+v", a)
+	}
+}
