@@ -31,5 +31,5 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set(verifier.CursorHeader, strconv.FormatInt(cursor, 10))
-	return c.JSON(http.StatusOK, entries)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, feed.AppendJSON(make([]byte, 0, 16+len(entries)*100), entries))
 }
