@@ -108,8 +108,10 @@ func redactErr(err error, dbURL string) error {
 	return err
 }
 
-// SchemaCurrent returns an error saying why unless the schema is at Latest
-// and clean.
+// SchemaCurrent returns an error saying why unless the schema is clean and
+// at least at Latest. A newer schema is accepted: migrations only add, and
+// during a rolling upgrade the old replicas must stay ready after the
+// migration Job has run.
 func (db *DB) SchemaCurrent(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -125,8 +127,8 @@ func (db *DB) SchemaCurrent(ctx context.Context) error {
 	if dirty {
 		return fmt.Errorf("schema version %d is dirty: a migration failed half-way", v)
 	}
-	if uint(v) != want {
-		return fmt.Errorf("schema version %d, this binary expects %d", v, want)
+	if uint(v) < want {
+		return fmt.Errorf("schema version %d, this binary needs %d: run authd migrate up", v, want)
 	}
 	return nil
 }
