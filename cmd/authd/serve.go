@@ -100,7 +100,7 @@ func serve(ctx context.Context, args []string, e env) error {
 
 	// Background jobs.
 	sched, err := jobs.Start(ctx, cfg.PruneSchedule, &jobs.Pruner{
-		DB: db, Clock: clk, Retention: cfg.SessionRetention, Log: log,
+		DB: db, Clock: clk, Retention: cfg.SessionRetention, Log: log, LoginFailures: loginThrottle,
 	}, log)
 	if err != nil {
 		ln.Close()

@@ -29,6 +29,11 @@ type Pruner struct {
 	Log       *slog.Logger
 	// OnRun, if set, is told each run's outcome (for metrics).
 	OnRun func(deleted int64, err error)
+	// LoginFailures, if set, also forgets login-failure counts that have
+	// been quiet long enough (the throttle decides what that means).
+	LoginFailures interface {
+		Prune(ctx context.Context) (int64, error)
+	}
 }
 
 // Run prunes once. The retention is counted from each session's absolute
@@ -46,7 +51,16 @@ func (p *Pruner) Run(ctx context.Context) (int64, error) {
 		p.Log.Error("prune: failed; will retry on the next tick", "deleted", n, "err", err)
 		return n, err
 	}
-	p.Log.Info("prune: done", "deleted", n, "expired_before", before.UTC().Format(time.RFC3339))
+	attrs := []any{"deleted", n, "expired_before", before.UTC().Format(time.RFC3339)}
+	if p.LoginFailures != nil {
+		m, err := p.LoginFailures.Prune(ctx)
+		if err != nil {
+			p.Log.Error("prune: login failures failed; will retry on the next tick", "err", err)
+			return n, err
+		}
+		attrs = append(attrs, "login_failures_deleted", m)
+	}
+	p.Log.Info("prune: done", attrs...)
 	return n, nil
 }
 

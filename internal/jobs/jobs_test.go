@@ -119,3 +119,21 @@ func TestFailedRunIsReportedAndTheScheduleGoesOn(t *testing.T) {
 		t.Fatal("Start accepted a bad schedule")
 	}
 }
+
+type pruneFunc func(context.Context) (int64, error)
+
+func (f pruneFunc) Prune(ctx context.Context) (int64, error) { return f(ctx) }
+
+func TestPrunerAlsoForgetsLoginFailures(t *testing.T) {
+	db := pgtest.NewDB(t)
+	calls := 0
+	p := &Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		LoginFailures: pruneFunc(func(context.Context) (int64, error) { calls++; return 3, nil })}
+	if _, err := p.Run(context.Background()); err != nil || calls != 1 {
+		t.Fatalf("Run = %v, login-failure prunes = %d; want nil, 1", err, calls)
+	}
+	p.LoginFailures = pruneFunc(func(context.Context) (int64, error) { return 0, errors.New("boom") })
+	if _, err := p.Run(context.Background()); err == nil {
+		t.Fatal("a failing login-failure prune was not reported")
+	}
+}
