@@ -72,7 +72,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	issuer := token.NewIssuer(ks, cfg.Issuer, cfg.Audience, cfg.AccessTTL, clk)
 	sessions := session.NewService(db, hasher, issuer, clk, cfg.SessionTTL, pub, log)
 	accounts := account.NewService(db, hasher, clk)
-	users := account.NewManager(db, hasher, clk, sessions, pub)
+	users := account.NewManager(db, hasher, clk, sessions)
 	loginThrottle := throttle.New(db, clk, throttleConfig(cfg), log)
 	if *bootstrap {
 		if err := bootstrapAdmin(ctx, db, accounts, cfg, e); err != nil {

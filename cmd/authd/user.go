@@ -192,7 +192,7 @@ func openManager(ctx context.Context, e env) (*account.Manager, func(), error) {
 	clk := clock.Real{}
 	// No token is minted here, so the session service needs no issuer.
 	sessions := session.NewService(db, hasher, nil, clk, cfg.SessionTTL, pub, log)
-	return account.NewManager(db, hasher, clk, sessions, pub), func() { closePub(); db.Close() }, nil
+	return account.NewManager(db, hasher, clk, sessions), func() { closePub(); db.Close() }, nil
 }
 
 // withUser runs fn with the user called username.

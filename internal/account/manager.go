@@ -15,9 +15,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
-	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/session"
-	"github.com/seedc5a8123e/authd/verifier"
 )
 
 // Revocation reasons written by this package.
@@ -58,13 +56,11 @@ type Manager struct {
 	hasher   *password.Hasher
 	clock    clock.Clock
 	sessions *session.Service
-	pub      push.Publisher
 }
 
-// NewManager wires a Manager. pub must be the publisher sessions publishes
-// to; Manager uses it for single-session revocations without an acting user.
-func NewManager(db *postgres.DB, h *password.Hasher, c clock.Clock, sessions *session.Service, pub push.Publisher) *Manager {
-	return &Manager{db: db, hasher: h, clock: c, sessions: sessions, pub: pub}
+// NewManager wires a Manager.
+func NewManager(db *postgres.DB, h *password.Hasher, c clock.Clock, sessions *session.Service) *Manager {
+	return &Manager{db: db, hasher: h, clock: c, sessions: sessions}
 }
 
 func checkUserID(id string) error {
@@ -265,30 +261,8 @@ func (m *Manager) RevokeAll(ctx context.Context, id string, by *string) (int, er
 // session.ReasonAdminRevoke, a revoked session keeps its first revocation),
 // with revoked_by_user_id left NULL. already reports an earlier revocation.
 func (m *Manager) RevokeSession(ctx context.Context, sid, reason string) (already bool, err error) {
-	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
-		return false, session.ErrMalformedSID
-	}
-	if reason == "" {
-		reason = session.ReasonAdminRevoke
-	}
-	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > session.MaxReasonLen {
-		return false, session.ErrBadReason
-	}
-	e, err := m.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, At: m.clock.Now()})
-	if err != nil {
-		return false, err
-	}
-	if e != nil {
-		m.pub.Publish(ctx, []verifier.Revocation{*e})
-		return false, nil
-	}
-	if _, err := m.db.SessionByID(ctx, sid); err != nil {
-		if errors.Is(err, postgres.ErrNotFound) {
-			return false, session.ErrNotFound
-		}
-		return false, err
-	}
-	return true, nil
+	r, err := m.sessions.RevokeSession(ctx, sid, reason, nil)
+	return r.AlreadyRevoked, err
 }
 
 // SessionPage is one page of sessions; NextCursor is empty on the last.

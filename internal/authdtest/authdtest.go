@@ -105,7 +105,7 @@ func Start(t testing.TB, o Options) *Env {
 		Accounts: account.NewService(o.DB, hasher, o.Clock),
 		Throttle: throttle.New(o.DB, o.Clock, o.Throttle, log),
 	}
-	env.Users = account.NewManager(o.DB, hasher, o.Clock, env.Sessions, o.Publisher)
+	env.Users = account.NewManager(o.DB, hasher, o.Clock, env.Sessions)
 	env.Server = httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		DB: o.DB, Sessions: env.Sessions, Accounts: env.Accounts, Feed: feed.NewService(o.DB, o.Clock),
 		Keys: o.Keys, Clock: o.Clock, Log: log, Issuer: Issuer,

@@ -306,13 +306,19 @@ type Revoked struct {
 	AlreadyRevoked  bool
 }
 
-// AdminRevoke revokes any session on behalf of admin. An empty reason means
-// ReasonAdminRevoke. A session revoked before keeps its first time, reason
-// and actor, and AlreadyRevoked is set.
+// AdminRevoke revokes any session on behalf of admin; see RevokeSession.
 func (s *Service) AdminRevoke(ctx context.Context, admin Principal, sid, reason string) (Revoked, error) {
 	if admin.Role != RoleAdmin {
 		return Revoked{}, ErrForbidden
 	}
+	return s.RevokeSession(ctx, sid, reason, &admin.UserID)
+}
+
+// RevokeSession revokes one session by id, recording by as the actor (nil:
+// an operator at the command line). An empty reason means ReasonAdminRevoke.
+// A session revoked before keeps its first time, reason and actor, and
+// AlreadyRevoked is set.
+func (s *Service) RevokeSession(ctx context.Context, sid, reason string, by *string) (Revoked, error) {
 	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
 		return Revoked{}, ErrMalformedSID
 	}
@@ -322,7 +328,7 @@ func (s *Service) AdminRevoke(ctx context.Context, admin Principal, sid, reason 
 	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
 		return Revoked{}, ErrBadReason
 	}
-	e, err := s.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, By: &admin.UserID, At: s.clock.Now()})
+	e, err := s.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, By: by, At: s.clock.Now()})
 	if err != nil {
 		return Revoked{}, err
 	}
