@@ -27,31 +27,40 @@ func (h *handlers) accountRoutes(e *echo.Echo) {
 	e.POST("/users/:id/sessions/revoke", h.revokeUserSessions, admin)
 }
 
-// throttled runs a password-checking grant under the brute-force throttle:
-// refused at once while a delay lasts for the account or the client IP, a
-// failure counted, a success clearing the account's count. The account key is
-// the name as given, so unknown and known usernames count alike.
+// throttled runs a password-checking grant under the brute-force throttle.
+// The account key is the name as given, so unknown and known usernames count
+// alike.
 func (h *handlers) throttled(c echo.Context, username string, grant func() (session.Grant, error)) (session.Grant, error) {
+	return throttledCall(h, c, username, grant, func(err error) bool {
+		return errors.Is(err, session.ErrInvalidCredentials) || errors.Is(err, session.ErrInvalidClient)
+	})
+}
+
+// throttledCall runs fn, which checks a password, under the throttle:
+// refused at once while a delay lasts for key or the client IP, a failure
+// (as failed tells) counted, a success clearing key's count.
+func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T, error), failed func(error) bool) (T, error) {
+	var zero T
 	ctx, ip := c.Request().Context(), c.RealIP()
-	if err := h.Throttle.Check(ctx, username, ip); err != nil {
+	if err := h.Throttle.Check(ctx, key, ip); err != nil {
 		if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 			c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
 		}
-		return session.Grant{}, err
+		return zero, err
 	}
-	g, err := grant()
+	v, err := fn()
 	switch {
-	case errors.Is(err, session.ErrInvalidCredentials), errors.Is(err, session.ErrInvalidClient):
-		if ferr := h.Throttle.Fail(ctx, username, ip); ferr != nil {
-			return session.Grant{}, ferr
+	case err != nil && failed(err):
+		if ferr := h.Throttle.Fail(ctx, key, ip); ferr != nil {
+			return zero, ferr
 		}
 	case err == nil:
-		if serr := h.Throttle.Succeed(ctx, username); serr != nil {
-			// The grant stands; the count only lingers until it is forgotten.
-			h.Log.WarnContext(ctx, "login throttle: clearing failures failed", "err", serr)
+		if serr := h.Throttle.Succeed(ctx, key); serr != nil {
+			// The call stands; the count only lingers until it is forgotten.
+			h.Log.WarnContext(ctx, "throttle: clearing failures failed", "err", serr)
 		}
 	}
-	return g, err
+	return v, err
 }
 
 // listResponse is every paginated list: next_cursor is null on the last page.

@@ -87,6 +87,8 @@ func toProblem(err error) (*problem, bool) {
 		return errBodyTooLarge, true
 	case errors.Is(err, session.ErrInvalidToken):
 		return errBadToken, true
+	case errors.As(err, new(*throttle.LimitedError)): // Retry-After: throttledCall, account_routes.go
+		return newProblem(http.StatusTooManyRequests, "too many failed attempts; retry later"), true
 	case errors.Is(err, session.ErrForbidden):
 		return newProblem(http.StatusForbidden, "the caller's role does not allow this operation"), true
 	case errors.Is(err, session.ErrNotFound):

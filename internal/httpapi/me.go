@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
@@ -19,13 +21,18 @@ type revokedCountResponse struct {
 }
 
 // changePassword is POST /me/password: every other session of the caller is
-// revoked, the caller's own stays live.
+// revoked, the caller's own stays live. Wrong current passwords are counted
+// by the login throttle (under a key of their own, so a stolen access token
+// cannot be used to guess the password without limit).
 func (h *handlers) changePassword(c echo.Context) error {
 	var req changePasswordRequest
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
-	n, err := h.Users.ChangePassword(c.Request().Context(), principal(c), req.CurrentPassword, req.NewPassword)
+	p := principal(c)
+	n, err := throttledCall(h, c, "me-password:"+p.UserID, func() (int, error) {
+		return h.Users.ChangePassword(c.Request().Context(), p, req.CurrentPassword, req.NewPassword)
+	}, func(err error) bool { return errors.Is(err, account.ErrWrongPassword) })
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,15 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/internal/openapitest"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
@@ -170,5 +174,41 @@ func TestThrottleForgetsAfterADayOfQuiet(t *testing.T) {
 	throttleAttempt(t, env, passwordForm("erin", wrongPW))
 	if a := throttleAttempt(t, env, passwordForm("erin", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
 		t.Fatalf("after a day of quiet: %+v", a)
+	}
+}
+
+// TestPasswordChangeIsThrottled: a stolen access token must not allow
+// unlimited guesses at the current password.
+func TestPasswordChangeIsThrottled(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{})
+	env.CreateUser(t, "victim", "user", pw)
+	tok := env.Login(t, "victim", pw).AccessToken
+	client := &http.Client{Transport: openapitest.Transport(t, http.DefaultTransport)}
+	change := func(current string) *http.Response {
+		t.Helper()
+		body := `{"current_password":"` + current + `","new_password":"a brand new password"}`
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/me/password", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	for i := range 5 { // the default account threshold
+		if res := change("wrong guess number " + strconv.Itoa(i)); res.StatusCode != http.StatusForbidden {
+			t.Fatalf("guess %d: %d, want 403", i, res.StatusCode)
+		}
+	}
+	res := change(pw) // even the right password waits out the delay
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("after 5 wrong guesses: %d, Retry-After %q; want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	secs, _ := strconv.Atoi(res.Header.Get("Retry-After"))
+	env.Clock.Advance(time.Duration(secs) * time.Second)
+	if res := change(pw); res.StatusCode != http.StatusOK {
+		t.Fatalf("after the delay: %d, want 200", res.StatusCode)
 	}
 }
