@@ -363,3 +363,24 @@ func TestTokenBadInput(t *testing.T) {
 		}
 	})
 }
+
+func TestReuseOfAnyOlderRefreshTokenRevokes(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{})
+	env.CreateUser(t, "ken", "user", pw)
+	tokens := []authdtest.TokenResponse{env.Login(t, "ken", pw)}
+	for range 3 {
+		res, body := refresh(t, env, tokens[len(tokens)-1].RefreshToken)
+		if res.StatusCode != 200 {
+			t.Fatalf("refresh: %d %s", res.StatusCode, body)
+		}
+		tokens = append(tokens, decode[authdtest.TokenResponse](t, body))
+	}
+	// The first token was rotated away three rotations ago.
+	res, body := refresh(t, env, tokens[0].RefreshToken)
+	wantOAuthError(t, res, body, 400, "invalid_grant")
+	if s := session(t, env, tokens[0].SID); s.RevokedAt == nil || *s.RevokedReason != "refresh_token_reuse" {
+		t.Fatalf("replaying a token three rotations old did not revoke the session: %+v", s)
+	}
+	res, body = refresh(t, env, tokens[3].RefreshToken)
+	wantOAuthError(t, res, body, 400, "invalid_grant")
+}

@@ -111,6 +111,7 @@ func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(Refre
 				s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
 			FROM sessions s JOIN users u ON u.id = s.user_id
 			WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
+			   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
 			LIMIT 1
 			FOR UPDATE OF s`
 		var st RefreshState
@@ -124,6 +125,14 @@ func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(Refre
 		if w.Rotate != nil {
 			if decideErr != nil {
 				return decideErr // never commit a rotation the caller gave up on
+			}
+			// The previous token moves to the history; prev_refresh_token_hash
+			// and the history together hold every rotated-away token.
+			const h = `INSERT INTO refresh_token_history (hash, session_id)
+				SELECT prev_refresh_token_hash, id FROM sessions WHERE id = $1 AND prev_refresh_token_hash IS NOT NULL
+				ON CONFLICT (hash) DO NOTHING`
+			if _, err := tx.Exec(ctx, h, st.SessionID); err != nil {
+				return fmt.Errorf("rotate session %s: history: %w", st.SessionID, err)
 			}
 			const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
 				last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS refresh_token_history;
