@@ -116,10 +116,15 @@ func (m *Manager) Users(ctx context.Context, query, cursor string, limit int) (U
 	if err != nil {
 		return UserPage{}, err
 	}
+	// PostgreSQL refuses NUL and invalid UTF-8 in text with an error; refuse
+	// them first so they are a 400, not a 500.
+	if !plainText(query) || len(query) > MaxUsernameLen {
+		return UserPage{}, &PolicyError{fmt.Sprintf("query must be UTF-8 text without NUL, at most %d bytes", MaxUsernameLen)}
+	}
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err != nil || len(b) == 0 || !utf8.Valid(b) {
+		if err != nil || len(b) == 0 || !plainText(string(b)) {
 			return UserPage{}, ErrBadCursor
 		}
 		after = string(b)
@@ -313,8 +318,15 @@ func decodeSessionCursor(c string) (time.Time, string, error) {
 	}
 	us, id, ok := strings.Cut(string(b), "_")
 	n, err := strconv.ParseInt(us, 10, 64)
-	if !ok || err != nil || checkUserID(id) != nil {
+	// Microseconds from 1970 to the end of year 9999, PostgreSQL's range.
+	if !ok || err != nil || n < 0 || n > 253402300799999999 || checkUserID(id) != nil {
 		return time.Time{}, "", ErrBadCursor
 	}
 	return time.UnixMicro(n), id, nil
+}
+
+// plainText reports whether s is valid UTF-8 without NUL bytes: what
+// PostgreSQL's text type accepts.
+func plainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

@@ -125,8 +125,8 @@ func readTokenParams(r *http.Request) (tokenParams, error) {
 		return nil, err
 	}
 	for k, v := range p {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return nil, invalidRequest("parameters must be valid UTF-8")
+		if !utf8.ValidString(k) || !utf8.ValidString(v) || strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
+			return nil, invalidRequest("parameters must be valid UTF-8 without NUL characters")
 		}
 		if len(v) > maxParamBytes {
 			return nil, invalidRequest("parameter " + safeName(k) + " is too long")
@@ -216,7 +216,8 @@ func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
 	if id == "" || secret == "" {
 		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
 	}
-	if !utf8.ValidString(id) || !utf8.ValidString(secret) || len(id) > maxParamBytes || len(secret) > maxParamBytes {
+	if !utf8.ValidString(id) || !utf8.ValidString(secret) || strings.ContainsRune(id+secret, 0) ||
+		len(id) > maxParamBytes || len(secret) > maxParamBytes {
 		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
 	}
 	return id, secret, nil

@@ -332,6 +332,8 @@ func TestTokenBadInput(t *testing.T) {
 		{"MissingRefresh", form, "grant_type=refresh_token", 400, "invalid_request"},
 		{"MalformedForm", form, "grant_type=password&username=%zz", 400, "invalid_request"},
 		{"InvalidUTF8", form, "grant_type=password&username=%ff%fe&password=x", 400, "invalid_request"},
+		{"NULInUsername", form, "grant_type=password&username=a%00b&password=x", 400, "invalid_request"},
+		{"NULInClientID", form, "grant_type=client_credentials&client_id=a%00b&client_secret=x", 400, "invalid_request"},
 		{"AbsurdLength", form, "grant_type=password&username=judy&password=" + strings.Repeat("a", 5000), 400, "invalid_request"},
 		{"TooLarge", form, "grant_type=password&x=" + strings.Repeat("a", 70<<10), 413, "invalid_request"},
 		{"NoContentType", "", "grant_type=password", 415, "invalid_request"},
