@@ -18,7 +18,7 @@ var (
 	ErrExpired = errors.New("verifier: token expired")
 	// ErrNotYetValid: nbf or iat is in the future (beyond the leeway).
 	ErrNotYetValid = errors.New("verifier: token not yet valid")
-	// ErrIssuer: iss is not Config.Issuer.
+	// ErrIssuer: iss is not the expected issuer (Config.Issuer or its default).
 	ErrIssuer = errors.New("verifier: wrong issuer")
 	// ErrAudience: aud does not contain Config.Audience.
 	ErrAudience = errors.New("verifier: wrong audience")

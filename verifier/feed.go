@@ -16,7 +16,8 @@ import (
 )
 
 // feedClient polls GET /sessions/revoked. It is used by one goroutine at a
-// time (New, then the poll loop), so it needs no lock.
+// time (New, then the poll loop), so it needs no lock. Its url and token URL
+// are set by Verifier.use once discovery has run.
 type feedClient struct {
 	url    string
 	client *http.Client
@@ -27,10 +28,9 @@ type feedClient struct {
 
 func newFeedClient(cfg Config) *feedClient {
 	return &feedClient{
-		url:    cfg.IssuerURL + "/sessions/revoked",
 		client: cfg.HTTPClient,
 		cc: clientcredentials.Config{
-			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.IssuerURL + "/token",
+			ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret,
 		},
 	}
 }

@@ -53,12 +53,19 @@ const (
 // required; every other zero field takes the default its comment states.
 type Config struct {
 	// IssuerURL is where authd answers, e.g. "https://auth.example.com".
-	// The JWKS is read from IssuerURL + "/.well-known/jwks.json", tokens are
-	// obtained from IssuerURL + "/token" and the feed is polled at
+	// New first reads authd's RFC 8414 metadata at IssuerURL +
+	// DiscoveryPath ("/.well-known/oauth-authorization-server") and then
+	// uses the token_endpoint, jwks_uri and revoked_sessions_endpoint it
+	// names, wherever they point (authd builds them from its AUTHD_ISSUER).
+	// Where IssuerURL answers that path with 404 (an authd without
+	// discovery), the JWKS is read from IssuerURL + "/.well-known/jwks.json",
+	// tokens are obtained from IssuerURL + "/token" and the feed is polled at
 	// IssuerURL + "/sessions/revoked". Required.
 	IssuerURL string
-	// Issuer is the expected "iss" claim (authd's AUTHD_ISSUER). Default:
-	// IssuerURL.
+	// Issuer is the expected "iss" claim (authd's AUTHD_ISSUER). When set,
+	// a discovery document naming any other issuer makes New fail (RFC 8414
+	// section 3.3). Default: the discovery document's issuer, or IssuerURL
+	// when there is no discovery document.
 	Issuer string
 	// Audience must appear in the "aud" claim (authd's AUTHD_AUDIENCE).
 	// Default "authd", authd's own default.
@@ -119,9 +126,6 @@ func (c *Config) setDefaults() error {
 	c.IssuerURL = strings.TrimRight(c.IssuerURL, "/")
 	if c.ClientID == "" || c.ClientSecret == "" {
 		return errors.New("verifier: Config.ClientID and Config.ClientSecret are required")
-	}
-	if c.Issuer == "" {
-		c.Issuer = c.IssuerURL
 	}
 	if c.Audience == "" {
 		c.Audience = DefaultAudience
@@ -216,19 +220,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v := &Verifier{
 		cfg: cfg,
 		log: cfg.Logger,
-		parser: jwt.NewParser(
-			// Pinned algorithms (RFC 8725 3.1): no "none", no HMAC.
-			jwt.WithValidMethods([]string{algEdDSA, algES256}),
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audience),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.Leeway),
-			jwt.WithTimeFunc(cfg.Clock.Now),
-		),
 		keys: &keyCache{
-			url: cfg.IssuerURL + "/.well-known/jwks.json", client: cfg.HTTPClient,
-			minInterval: cfg.KeyRefetchInterval, log: cfg.Logger,
+			client: cfg.HTTPClient, minInterval: cfg.KeyRefetchInterval, log: cfg.Logger,
 		},
 		deny: newDenylist(),
 		feed: newFeedClient(cfg),
@@ -271,15 +264,33 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// initialLoad fetches the JWKS and the full snapshot, retrying with backoff
-// until both succeeded or InitialTimeout passed.
+// initialLoad reads the discovery document, then fetches the JWKS and the
+// full snapshot, retrying with backoff until all three succeeded or
+// InitialTimeout passed. A discovery document naming another issuer fails
+// at once.
 func (v *Verifier) initialLoad(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.InitialTimeout)
 	defer cancel()
-	keysOK, feedOK := false, false
+	discovered, keysOK, feedOK := false, false, false
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		if !keysOK {
+		if !discovered {
+			ep, issuer, found, err := discover(ctx, v.cfg.HTTPClient, v.cfg.IssuerURL, v.cfg.Issuer)
+			switch {
+			case errors.Is(err, errBadIssuer):
+				return fmt.Errorf("verifier: %w", err)
+			case err != nil:
+				lastErr = err
+			default:
+				discovered = true
+				if !found {
+					issuer = v.cfg.IssuerURL
+					v.log.Info("verifier: no discovery document; using authd's fixed paths", "issuer_url", v.cfg.IssuerURL)
+				}
+				v.use(ep, issuer)
+			}
+		}
+		if discovered && !keysOK {
 			if err := v.keys.refresh(ctx, true); err != nil {
 				lastErr = err
 			} else {
@@ -305,6 +316,27 @@ func (v *Verifier) initialLoad(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// use points the Verifier at ep and expects issuer when Config.Issuer is
+// empty. It runs before any goroutine of the Verifier reads these fields.
+func (v *Verifier) use(ep endpoints, issuer string) {
+	if v.cfg.Issuer == "" {
+		v.cfg.Issuer = issuer
+	}
+	v.keys.url = ep.jwks
+	v.feed.url = ep.feed
+	v.feed.cc.TokenURL = ep.token
+	v.parser = jwt.NewParser(
+		// Pinned algorithms (RFC 8725 3.1): no "none", no HMAC.
+		jwt.WithValidMethods([]string{algEdDSA, algES256}),
+		jwt.WithIssuer(v.cfg.Issuer),
+		jwt.WithAudience(v.cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(v.cfg.Leeway),
+		jwt.WithTimeFunc(v.cfg.Clock.Now),
+	)
 }
 
 // backoff is the wait after the n-th consecutive failure: 100ms doubling,

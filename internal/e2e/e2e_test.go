@@ -13,6 +13,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,6 +102,22 @@ func (p *proxy) setTarget(target string) {
 	p.target = u
 }
 
+// clientVia is the verifier's HTTP client: like a DNS entry pointing
+// authd's public name at addr, it connects to addr whatever host a URL
+// names. authd's discovery document names URLs under its issuer
+// (authdtest.Issuer, http://authd.test), which no resolver knows.
+func clientVia(addr string) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// hostOf is the host:port a test server listens on.
+func hostOf(s *httptest.Server) string { return s.Listener.Addr().String() }
+
 type fixture struct {
 	env   *authdtest.Env
 	proxy *proxy
@@ -141,8 +159,8 @@ func setup(t testing.TB, o options) *fixture {
 		IssuerURL: px.URL, Issuer: authdtest.Issuer, Audience: authdtest.Audience,
 		ClientID: svcUser, ClientSecret: svcSecret, PollInterval: o.pollInterval, RedisURL: rURL,
 		MaxStaleness: o.maxStaleness, FailOpen: o.failOpen, Clock: env.Clock, InitialTimeout: 10 * time.Second,
-		KeyRefetchInterval: time.Millisecond,
-		Logger:             slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		KeyRefetchInterval: time.Millisecond, HTTPClient: clientVia(hostOf(px.Server)),
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -277,14 +295,30 @@ func TestAdminRevokeRejected(t *testing.T) {
 }
 
 // TestRevokedBeforeStart: a verifier that starts after a logout rejects the
-// token from its first Verify call.
+// token from its first Verify call. It is configured with authd's address
+// and its credentials only (no Issuer): the issuer and the endpoints come
+// from the discovery document. (Audience stays: the test server's is not
+// the default, and RFC 8414 metadata has no audience.)
 func TestRevokedBeforeStart(t *testing.T) {
 	f := setup(t, options{})
 	tr := f.login(t, "alice", "user", userPW)
+	live := f.login(t, "bob", "user", userPW)
 	f.post(t, "/logout", tr.AccessToken)
+
+	// Record where the verifier's requests go.
+	var mu sync.Mutex
+	var seen []string
+	client := clientVia(hostOf(f.env.Server))
+	base := client.Transport
+	client.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, r.URL.Host+r.URL.Path)
+		mu.Unlock()
+		return base.RoundTrip(r)
+	})
 	v, err := verifier.New(context.Background(), verifier.Config{
-		IssuerURL: f.env.URL, Issuer: authdtest.Issuer, Audience: authdtest.Audience,
-		ClientID: svcUser, ClientSecret: svcSecret, PollInterval: time.Hour, Clock: f.env.Clock,
+		IssuerURL: f.env.URL, ClientID: svcUser, ClientSecret: svcSecret,
+		Audience: authdtest.Audience, PollInterval: time.Hour, Clock: f.env.Clock, HTTPClient: client,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +327,25 @@ func TestRevokedBeforeStart(t *testing.T) {
 	if _, err := v.Verify(context.Background(), tr.AccessToken); !errors.Is(err, verifier.ErrRevoked) {
 		t.Fatalf("got %v, want ErrRevoked", err)
 	}
+	// Accepted only because the expected issuer is the discovered one:
+	// IssuerURL (127.0.0.1:port) is not the tokens' iss.
+	if c, err := v.Verify(context.Background(), live.AccessToken); err != nil || c.Issuer != authdtest.Issuer {
+		t.Fatalf("live token: %+v, %v", c, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		strings.TrimPrefix(f.env.URL, "http://") + "/.well-known/oauth-authorization-server",
+		"authd.test/.well-known/jwks.json", "authd.test/token", "authd.test/sessions/revoked",
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("requests %q, want %q", seen, want)
+	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestFeedOutage(t *testing.T) {
 	for _, failOpen := range []bool{false, true} {

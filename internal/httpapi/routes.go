@@ -13,6 +13,7 @@ func (h *handlers) routes(e *echo.Echo) {
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/.well-known/jwks.json", h.jwks)
+	e.GET("/.well-known/oauth-authorization-server", h.metadata)
 
 	e.POST("/token", h.token)
 	h.accountRoutes(e)

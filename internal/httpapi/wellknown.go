@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,6 +18,47 @@ const jwksMaxAge = "public, max-age=300"
 func (h *handlers) jwks(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", jwksMaxAge)
 	return c.JSON(http.StatusOK, h.Keys.Document())
+}
+
+// serverMetadata is the RFC 8414 authorization server metadata document.
+// revoked_sessions_endpoint and access_token_signing_alg_values_supported
+// are authd extensions (RFC 8414 section 2 allows additional members).
+type serverMetadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	AccessTokenSigningAlgsSupported   []string `json:"access_token_signing_alg_values_supported"`
+	RevokedSessionsEndpoint           string   `json:"revoked_sessions_endpoint"`
+}
+
+// metadata answers GET /.well-known/oauth-authorization-server. issuer is
+// the configured issuer exactly as it appears in the "iss" claim (RFC 8414
+// section 3.3 wants the two identical); the endpoint URLs are built from it
+// without its trailing slash.
+func (h *handlers) metadata(c echo.Context) error {
+	base := strings.TrimRight(h.Issuer, "/")
+	var algs []string
+	for _, k := range h.Keys.All() { // the signing key first
+		if !slices.Contains(algs, k.Alg) {
+			algs = append(algs, k.Alg)
+		}
+	}
+	c.Response().Header().Set("Cache-Control", jwksMaxAge)
+	return c.JSON(http.StatusOK, serverMetadata{
+		Issuer:        h.Issuer,
+		TokenEndpoint: base + "/token",
+		JWKSURI:       base + "/.well-known/jwks.json",
+		// REQUIRED by RFC 8414 section 2; authd has no authorization
+		// endpoint, so no response type.
+		ResponseTypesSupported:            []string{},
+		GrantTypesSupported:               []string{"password", "refresh_token", "client_credentials"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
+		AccessTokenSigningAlgsSupported:   algs,
+		RevokedSessionsEndpoint:           base + "/sessions/revoked",
+	})
 }
 
 func (h *handlers) healthz(c echo.Context) error {
