@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/config"
@@ -16,6 +18,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
 	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
@@ -56,6 +59,9 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 	defer db.Close()
 
+	// Metrics, on this server's own registry.
+	m := metrics.New(prometheus.NewRegistry(), db.Pool())
+
 	// Signing keys.
 	ks, err := loadKeys(cfg, log)
 	if err != nil {
@@ -64,13 +70,14 @@ func serve(ctx context.Context, args []string, e env) error {
 
 	// Domain services.
 	hasher := password.New(password.Default)
-	pub, closePub, err := newPublisher(cfg, log)
+	pub, closePub, err := newPublisher(cfg, log, m.PushFailed)
 	if err != nil {
 		return err
 	}
 	defer closePub()
 	issuer := token.NewIssuer(ks, cfg.Issuer, cfg.Audience, cfg.AccessTTL, clk)
 	sessions := session.NewService(db, hasher, issuer, clk, cfg.SessionTTL, pub, log)
+	sessions.SetObserver(m)
 	accounts := account.NewService(db, hasher, clk)
 	users := account.NewManager(db, hasher, clk, sessions)
 	loginThrottle := throttle.New(db, clk, throttleConfig(cfg), log)
@@ -85,7 +92,7 @@ func serve(ctx context.Context, args []string, e env) error {
 		Handler: httpapi.NewServer(httpapi.Deps{
 			DB: db, Sessions: sessions, Accounts: accounts, Feed: feed.NewService(db, clk),
 			Keys: ks, Clock: clk, Log: log, Issuer: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
-			Users: users, Throttle: loginThrottle,
+			Users: users, Throttle: loginThrottle, Metrics: m, MetricsElsewhere: cfg.MetricsAddr != "",
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -97,34 +104,63 @@ func serve(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return fmt.Errorf("AUTHD_ADDR: listen on %s: %w", cfg.Addr, err)
 	}
+	defer ln.Close() // after Shutdown, a no-op; before it, frees the port on an early return
+	var metricsSrv *http.Server
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		metricsSrv = &http.Server{
+			Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("AUTHD_METRICS_ADDR: listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		defer metricsLn.Close()
+	}
 
 	// Background jobs.
 	sched, err := jobs.Start(ctx, cfg.PruneSchedule, &jobs.Pruner{
 		DB: db, Clock: clk, Retention: cfg.SessionRetention, Log: log, LoginFailures: loginThrottle,
+		OnRun: m.PruneRan,
 	}, log)
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %w", err)
 	}
 	defer sched.Stop()
 
 	// Serve until the context ends, then drain.
-	serveErr := make(chan error, 1)
+	servers := []*http.Server{srv}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String())
+	if metricsSrv != nil {
+		servers = append(servers, metricsSrv)
+		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
 	select {
 	case err := <-serveErr:
+		for _, s := range servers {
+			s.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// The API drains first; metrics stay scrapeable while it does.
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	for range servers {
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	log.Info("stopped")
 	return nil
@@ -132,11 +168,12 @@ func serve(ctx context.Context, args []string, e env) error {
 
 // newPublisher is the push wiring shared by serve and the admin commands:
 // Redis when AUTHD_REDIS_URL is set, else nothing.
-func newPublisher(cfg config.Config, log *slog.Logger) (push.Publisher, func(), error) {
+// onError, if not nil, counts failed publishes.
+func newPublisher(cfg config.Config, log *slog.Logger, onError func()) (push.Publisher, func(), error) {
 	if cfg.RedisURL == "" {
 		return push.Nop{}, func() {}, nil
 	}
-	r, err := push.NewRedis(cfg.RedisURL, log, nil)
+	r, err := push.NewRedis(cfg.RedisURL, log, onError)
 	if err != nil {
 		return nil, nil, fmt.Errorf("AUTHD_REDIS_URL: %w", err)
 	}

@@ -183,7 +183,7 @@ func openManager(ctx context.Context, e env) (*account.Manager, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pub, closePub, err := newPublisher(cfg, log)
+	pub, closePub, err := newPublisher(cfg, log, nil)
 	if err != nil {
 		db.Close()
 		return nil, nil, err

@@ -16,11 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -61,6 +64,10 @@ type Env struct {
 	Throttle *throttle.Throttle
 	Issuer   *token.Issuer
 	Log      *slog.Logger
+	// Metrics is wired as in `authd serve` and served on /metrics; Registry
+	// is this server's own.
+	Metrics  *metrics.Metrics
+	Registry *prometheus.Registry
 }
 
 // cheapHash keeps test logins fast; production parameters are tested in
@@ -106,10 +113,13 @@ func Start(t testing.TB, o Options) *Env {
 		Throttle: throttle.New(o.DB, o.Clock, o.Throttle, log),
 	}
 	env.Users = account.NewManager(o.DB, hasher, o.Clock, env.Sessions)
+	env.Registry = prometheus.NewRegistry()
+	env.Metrics = metrics.New(env.Registry, o.DB.Pool())
+	env.Sessions.SetObserver(env.Metrics)
 	env.Server = httptest.NewServer(httpapi.NewServer(httpapi.Deps{
 		DB: o.DB, Sessions: env.Sessions, Accounts: env.Accounts, Feed: feed.NewService(o.DB, o.Clock),
 		Keys: o.Keys, Clock: o.Clock, Log: log, Issuer: Issuer,
-		Users: env.Users, Throttle: env.Throttle,
+		Users: env.Users, Throttle: env.Throttle, Metrics: env.Metrics,
 	}))
 	env.URL = env.Server.URL
 	t.Cleanup(env.Server.Close)

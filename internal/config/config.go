@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -17,7 +18,7 @@ import (
 // Names lists every environment variable authd reads, so deployment files
 // can be checked against it.
 var Names = []string{
-	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
+	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_METRICS_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
 	"AUTHD_SESSION_TTL", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
 	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
@@ -29,6 +30,10 @@ type Config struct {
 	DatabaseURL string
 	// Addr is AUTHD_ADDR, the listen address. Default ":8080".
 	Addr string
+	// MetricsAddr is AUTHD_METRICS_ADDR, host:port of a separate listener
+	// for GET /metrics; then Addr does not serve /metrics. Default empty:
+	// /metrics is served on Addr.
+	MetricsAddr string
 	// Issuer is AUTHD_ISSUER, the "iss" claim and the public base URL.
 	// Default "http://localhost:8080".
 	Issuer string
@@ -76,6 +81,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:   getenv("DATABASE_URL"),
 		Addr:          or(getenv("AUTHD_ADDR"), ":8080"),
+		MetricsAddr:   getenv("AUTHD_METRICS_ADDR"),
 		Issuer:        or(getenv("AUTHD_ISSUER"), "http://localhost:8080"),
 		Audience:      or(getenv("AUTHD_AUDIENCE"), "authd"),
 		PruneSchedule: or(getenv("AUTHD_PRUNE_SCHEDULE"), "@every 1m"),
@@ -132,6 +138,15 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("AUTHD_ISSUER: %q is not an absolute http(s) URL", c.Issuer)
 	}
+	if c.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(c.MetricsAddr)
+		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+			return fmt.Errorf("AUTHD_METRICS_ADDR: %q is not host:port such as :9090 or 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr && port != "0" { // port 0: two different free ports
+			return fmt.Errorf("AUTHD_METRICS_ADDR: %q is AUTHD_ADDR too; leave it empty to serve /metrics there", c.MetricsAddr)
+		}
+	}
 	if c.SessionTTL < c.AccessTTL {
 		return fmt.Errorf("AUTHD_SESSION_TTL: %s is shorter than AUTHD_ACCESS_TTL %s", c.SessionTTL, c.AccessTTL)
 	}
@@ -154,7 +169,7 @@ func (c Config) Validate() error {
 func (c Config) Redacted() []any {
 	return []any{
 		"database_url", redactURL(c.DatabaseURL),
-		"addr", c.Addr, "issuer", c.Issuer, "audience", c.Audience,
+		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "redis_url", redactURL(c.RedisURL),

@@ -37,6 +37,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"bad proxy", "AUTHD_TRUSTED_PROXIES", "10.0.0.0/8, nope", "AUTHD_TRUSTED_PROXIES"},
 		{"bad redis", "AUTHD_REDIS_URL", "http://x", "AUTHD_REDIS_URL"},
 		{"bad log level", "AUTHD_LOG_LEVEL", "loud", "AUTHD_LOG_LEVEL"},
+		{"metrics addr without port", "AUTHD_METRICS_ADDR", "127.0.0.1", "AUTHD_METRICS_ADDR"},
+		{"metrics addr with bad port", "AUTHD_METRICS_ADDR", ":http-alt", "AUTHD_METRICS_ADDR"},
+		{"metrics addr is a URL", "AUTHD_METRICS_ADDR", "http://127.0.0.1:9090", "AUTHD_METRICS_ADDR"},
+		{"metrics addr is the main one", "AUTHD_METRICS_ADDR", ":8080", "AUTHD_METRICS_ADDR"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,6 +54,19 @@ func TestErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("Load err = %v, want one starting with %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	for _, v := range []string{"", ":9090", "127.0.0.1:9090", "[::1]:0", "127.0.0.1:0"} {
+		c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/authd", "AUTHD_METRICS_ADDR": v,
+			"AUTHD_ADDR": "127.0.0.1:0"}))
+		if err != nil {
+			t.Fatalf("AUTHD_METRICS_ADDR=%q: %v", v, err)
+		}
+		if c.MetricsAddr != v {
+			t.Fatalf("AUTHD_METRICS_ADDR=%q: MetricsAddr = %q", v, c.MetricsAddr)
+		}
 	}
 }
 

@@ -45,6 +45,7 @@ func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T,
 	if err := h.Throttle.Check(ctx, key, ip); err != nil {
 		if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 			c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
+			h.Metrics.LoginThrottled()
 		}
 		return zero, err
 	}

@@ -28,6 +28,7 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.Metrics.FeedPolled(len(entries))
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set(verifier.CursorHeader, strconv.FormatInt(cursor, 10))

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/seedc5a8123e/authd/internal/metrics"
 )
 
 // logRequests writes one line per request. It logs the route and path, never
@@ -23,6 +26,32 @@ func (h *handlers) logRequests() echo.MiddlewareFunc {
 			return nil
 		},
 	})
+}
+
+// countRequests records each request's route template, final status and
+// duration. It runs outermost, so it sees the status the error handler
+// wrote, panics included. A path that matched no registered route is
+// labelled metrics.UnmatchedRoute: Echo reports a partial match's tree node
+// there, and raw paths would let any client add series.
+func (h *handlers) countRequests(routes map[string]bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if h.Metrics == nil {
+			return next
+		}
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err) // writes the answer; the handler ignores a committed response
+			}
+			route := c.Path()
+			if !routes[route] {
+				route = metrics.UnmatchedRoute
+			}
+			h.Metrics.HTTPRequest(route, c.Response().Status, time.Since(start))
+			return err
+		}
+	}
 }
 
 // recoverPanics turns a panic into a logged 500 with a generic body.

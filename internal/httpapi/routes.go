@@ -26,4 +26,8 @@ func (h *handlers) routes(e *echo.Echo) {
 		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
 		// cost several times the CPU for a few percent of bytes.
 		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed}))
+
+	if h.Metrics != nil && !h.MetricsElsewhere {
+		e.GET("/metrics", echo.WrapHandler(h.Metrics.Handler()))
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/internal/throttle"
@@ -42,6 +43,11 @@ type Deps struct {
 	// brute-force throttle; a nil Throttle throttles nothing.
 	Users    *account.Manager
 	Throttle *throttle.Throttle
+	// Metrics counts requests, feed polls and throttled logins, and is
+	// served on GET /metrics unless MetricsElsewhere (a separate listener
+	// serves it, AUTHD_METRICS_ADDR). Nil: nothing is counted or served.
+	Metrics          *metrics.Metrics
+	MetricsElsewhere bool
 }
 
 type handlers struct {
@@ -56,6 +62,8 @@ func NewServer(d Deps) *echo.Echo {
 	h := &handlers{Deps: d}
 	e.HTTPErrorHandler = h.handleError
 
+	routes := map[string]bool{} // filled below, read-only once serving
+	e.Use(h.countRequests(routes))
 	e.Use(middleware.RequestID())
 	e.Use(h.recoverPanics)
 	e.Use(h.logRequests())
@@ -63,6 +71,11 @@ func NewServer(d Deps) *echo.Echo {
 	e.Use(limitBody)
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: RequestTimeout}))
 	h.routes(e)
+	for _, r := range e.Routes() {
+		if r.Method != echo.RouteNotFound {
+			routes[r.Path] = true
+		}
+	}
 	return e
 }
 

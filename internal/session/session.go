@@ -36,6 +36,13 @@ const (
 	ReasonRefreshReuse  = "refresh_token_reuse"
 )
 
+// Grant types, as the token endpoint names them.
+const (
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+)
+
 // MaxReasonLen is the longest revocation reason accepted, in characters.
 const MaxReasonLen = 200
 
@@ -85,6 +92,24 @@ type Principal struct {
 	Revoked bool // only ever true where the caller asked to accept revoked sessions
 }
 
+// Observer is told what the Service did, for metrics (*metrics.Metrics).
+// Its methods must be cheap and safe for concurrent use.
+type Observer interface {
+	// TokenIssued: one access token was issued by grant (GrantPassword, ...).
+	TokenIssued(grant string)
+	// RefreshReused: a rotated refresh token was presented again.
+	RefreshReused()
+	// Revoked: n sessions were revoked, each for the first time, for
+	// reason, a constant of this package or of its callers.
+	Revoked(reason string, n int)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) TokenIssued(string)  {}
+func (nopObserver) RefreshReused()      {}
+func (nopObserver) Revoked(string, int) {}
+
 // Service applies the session rules.
 type Service struct {
 	db         *postgres.DB
@@ -94,12 +119,22 @@ type Service struct {
 	sessionTTL time.Duration
 	pub        push.Publisher
 	log        *slog.Logger
+	obs        Observer
 }
 
-// NewService wires a Service.
+// NewService wires a Service. It reports to no Observer until SetObserver.
 func NewService(db *postgres.DB, h *password.Hasher, iss *token.Issuer, c clock.Clock,
 	sessionTTL time.Duration, pub push.Publisher, log *slog.Logger) *Service {
-	return &Service{db: db, hasher: h, issuer: iss, clock: c, sessionTTL: sessionTTL, pub: pub, log: log}
+	return &Service{db: db, hasher: h, issuer: iss, clock: c, sessionTTL: sessionTTL, pub: pub, log: log, obs: nopObserver{}}
+}
+
+// SetObserver makes o hear of every grant and revocation from now on (nil:
+// none). Call it while wiring, before the Service is used.
+func (s *Service) SetObserver(o Observer) {
+	if o == nil {
+		o = nopObserver{}
+	}
+	s.obs = o
 }
 
 // checkPassword returns the user if username and pw match an enabled user.
@@ -145,7 +180,7 @@ func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.createSession(ctx, u, true, m)
+	return s.createSession(ctx, u, GrantPassword, m)
 }
 
 // ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
@@ -158,10 +193,13 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.createSession(ctx, u, false, m)
+	return s.createSession(ctx, u, GrantClientCredentials, m)
 }
 
-func (s *Service) createSession(ctx context.Context, u postgres.User, withRefresh bool, m Meta) (Grant, error) {
+// createSession makes the session of a password grant (with a refresh token)
+// or a client_credentials grant (without).
+func (s *Service) createSession(ctx context.Context, u postgres.User, grant string, m Meta) (Grant, error) {
+	withRefresh := grant == GrantPassword
 	now := s.clock.Now()
 	sid := uuid.NewString()
 	end := now.Add(s.sessionTTL)
@@ -185,6 +223,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, withRefres
 	if err := s.db.CreateSession(ctx, ns); err != nil {
 		return Grant{}, err
 	}
+	s.obs.TokenIssued(grant)
 	return g, nil
 }
 
@@ -224,7 +263,11 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		}}, nil
 	})
 	if revoked != nil {
+		s.obs.Revoked(ReasonRefreshReuse, 1)
 		s.pub.Publish(ctx, []verifier.Revocation{*revoked})
+	}
+	if errors.Is(err, ErrRefreshReused) {
+		s.obs.RefreshReused()
 	}
 	if errors.Is(err, postgres.ErrNotFound) {
 		return Grant{}, ErrInvalidRefresh
@@ -232,6 +275,7 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 	if err != nil {
 		return Grant{}, err
 	}
+	s.obs.TokenIssued(GrantRefreshToken)
 	return g, nil
 }
 
@@ -273,6 +317,7 @@ func (s *Service) Logout(ctx context.Context, p Principal) (already bool, err er
 	if e == nil { // revoked by someone else since Authenticate
 		return true, nil
 	}
+	s.obs.Revoked(ReasonUserLogout, 1)
 	s.pub.Publish(ctx, []verifier.Revocation{*e})
 	return false, nil
 }
@@ -293,6 +338,7 @@ func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string,
 	if err != nil {
 		return 0, err
 	}
+	s.obs.Revoked(reason, len(entries))
 	s.pub.Publish(ctx, entries)
 	return len(entries), nil
 }
@@ -333,6 +379,9 @@ func (s *Service) RevokeSession(ctx context.Context, sid, reason string, by *str
 		return Revoked{}, err
 	}
 	if e != nil {
+		// Counted under ReasonAdminRevoke whatever text the admin gave, so
+		// the metric's label stays bounded.
+		s.obs.Revoked(ReasonAdminRevoke, 1)
 		s.pub.Publish(ctx, []verifier.Revocation{*e})
 	}
 	row, err := s.db.SessionByID(ctx, sid)

@@ -1,0 +1,231 @@
+// Package metrics holds authd's Prometheus collectors. Each server builds its
+// own Metrics on its own registry (tests run several servers in one process),
+// and the domain packages see only the small hooks they call: methods here
+// are safe on a nil *Metrics, which records nothing.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// UnmatchedRoute is the route label of a request that matched no route, so a
+// scan of random paths adds no series.
+const UnmatchedRoute = "unmatched"
+
+// Prune outcomes, the values of authd_prune_runs_total's result label.
+const (
+	PruneOK    = "ok"
+	PruneError = "error"
+)
+
+// Grants are the values of authd_tokens_issued_total's grant label.
+var Grants = []string{"password", "refresh_token", "client_credentials"}
+
+// Metrics is one server's collectors.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	tokensIssued   *prometheus.CounterVec
+	refreshReuse   prometheus.Counter
+	revocations    *prometheus.CounterVec
+	feedPolls      prometheus.Counter
+	feedEntries    prometheus.Counter
+	pushFailures   prometheus.Counter
+	pruneRuns      *prometheus.CounterVec
+	pruneDeleted   prometheus.Counter
+	loginThrottled prometheus.Counter
+}
+
+// New registers authd's collectors on reg, with the Go runtime and process
+// collectors and, when pool is not nil, the database pool's statistics.
+func New(reg *prometheus.Registry, pool *pgxpool.Pool) *Metrics {
+	m := &Metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_http_requests_total", Help: "HTTP requests answered, by route template and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "authd_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route template and status code.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "code"}),
+		tokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_tokens_issued_total", Help: "Access tokens issued, by grant type.",
+		}, []string{"grant"}),
+		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_refresh_reuse_detected_total", Help: "Presentations of an already rotated refresh token.",
+		}),
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_revocations_total", Help: "Sessions revoked, by reason.",
+		}, []string{"reason"}),
+		feedPolls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_feed_polls_total", Help: "Revocation feed polls answered.",
+		}),
+		feedEntries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_feed_entries_returned_total", Help: "Entries returned by revocation feed polls.",
+		}),
+		pushFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_push_failures_total", Help: "Redis publishes of revocations that failed.",
+		}),
+		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_prune_runs_total", Help: "Runs of the pruning job, by result (ok, error).",
+		}, []string{"result"}),
+		pruneDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_prune_deleted_total", Help: "Sessions deleted by the pruning job.",
+		}),
+		loginThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_login_throttled_total", Help: "Password attempts refused by the brute-force throttle (429).",
+		}),
+	}
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.revocations,
+		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if pool != nil {
+		reg.MustRegister(poolCollector{pool})
+	}
+	// Known label values start at zero, so rate() sees their first increment.
+	for _, g := range Grants {
+		m.tokensIssued.WithLabelValues(g)
+	}
+	m.pruneRuns.WithLabelValues(PruneOK)
+	m.pruneRuns.WithLabelValues(PruneError)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// HTTPRequest records one answered request; route is the route template,
+// never the raw path.
+func (m *Metrics) HTTPRequest(route string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	c := strconv.Itoa(code)
+	m.httpRequests.WithLabelValues(route, c).Inc()
+	m.httpDuration.WithLabelValues(route, c).Observe(d.Seconds())
+}
+
+// TokenIssued counts one access token issued by grant.
+func (m *Metrics) TokenIssued(grant string) {
+	if m == nil {
+		return
+	}
+	m.tokensIssued.WithLabelValues(grant).Inc()
+}
+
+// RefreshReused counts one presentation of a rotated refresh token.
+func (m *Metrics) RefreshReused() {
+	if m == nil {
+		return
+	}
+	m.refreshReuse.Inc()
+}
+
+// Revoked counts n sessions revoked for reason. Callers pass one of their
+// reason constants, never text a client chose, to keep the label bounded.
+func (m *Metrics) Revoked(reason string, n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.revocations.WithLabelValues(reason).Add(float64(n))
+}
+
+// FeedPolled counts one answered feed poll that returned entries entries.
+func (m *Metrics) FeedPolled(entries int) {
+	if m == nil {
+		return
+	}
+	m.feedPolls.Inc()
+	m.feedEntries.Add(float64(entries))
+}
+
+// PushFailed counts one failed publish; it fits push.NewRedis's onError.
+func (m *Metrics) PushFailed() {
+	if m == nil {
+		return
+	}
+	m.pushFailures.Inc()
+}
+
+// PruneRan records one pruning run; it fits jobs.Pruner's OnRun.
+func (m *Metrics) PruneRan(deleted int64, err error) {
+	if m == nil {
+		return
+	}
+	result := PruneOK
+	if err != nil {
+		result = PruneError
+	}
+	m.pruneRuns.WithLabelValues(result).Inc()
+	m.pruneDeleted.Add(float64(deleted))
+}
+
+// LoginThrottled counts one attempt refused by the throttle.
+func (m *Metrics) LoginThrottled() {
+	if m == nil {
+		return
+	}
+	m.loginThrottled.Inc()
+}
+
+// poolCollector reads the pgx pool's statistics at each scrape.
+type poolCollector struct{ pool *pgxpool.Pool }
+
+var (
+	poolAcquired = prometheus.NewDesc("authd_db_pool_acquired_conns",
+		"Connections currently acquired from the database pool.", nil, nil)
+	poolIdle = prometheus.NewDesc("authd_db_pool_idle_conns",
+		"Idle connections in the database pool.", nil, nil)
+	poolConstructing = prometheus.NewDesc("authd_db_pool_constructing_conns",
+		"Connections being opened by the database pool.", nil, nil)
+	poolTotal = prometheus.NewDesc("authd_db_pool_total_conns",
+		"Connections in the database pool: acquired, idle and being opened.", nil, nil)
+	poolMax = prometheus.NewDesc("authd_db_pool_max_conns",
+		"The database pool's maximum size.", nil, nil)
+	poolAcquires = prometheus.NewDesc("authd_db_pool_acquires_total",
+		"Successful acquires of a database connection.", nil, nil)
+	poolEmptyAcquires = prometheus.NewDesc("authd_db_pool_empty_acquires_total",
+		"Acquires that had to wait for a connection because none was idle.", nil, nil)
+	poolCanceledAcquires = prometheus.NewDesc("authd_db_pool_canceled_acquires_total",
+		"Acquires canceled by their context.", nil, nil)
+	poolAcquireSeconds = prometheus.NewDesc("authd_db_pool_acquire_duration_seconds_total",
+		"Total time spent in successful acquires.", nil, nil)
+	poolWaitSeconds = prometheus.NewDesc("authd_db_pool_empty_acquire_wait_seconds_total",
+		"Total time acquires waited because the pool had no idle connection.", nil, nil)
+)
+
+func (poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolAcquired, poolIdle, poolConstructing, poolTotal, poolMax,
+		poolAcquires, poolEmptyAcquires, poolCanceledAcquires, poolAcquireSeconds, poolWaitSeconds} {
+		ch <- d
+	}
+}
+
+func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.pool.Stat()
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	gauge(poolAcquired, float64(s.AcquiredConns()))
+	gauge(poolIdle, float64(s.IdleConns()))
+	gauge(poolConstructing, float64(s.ConstructingConns()))
+	gauge(poolTotal, float64(s.TotalConns()))
+	gauge(poolMax, float64(s.MaxConns()))
+	counter(poolAcquires, float64(s.AcquireCount()))
+	counter(poolEmptyAcquires, float64(s.EmptyAcquireCount()))
+	counter(poolCanceledAcquires, float64(s.CanceledAcquireCount()))
+	counter(poolAcquireSeconds, s.AcquireDuration().Seconds())
+	counter(poolWaitSeconds, s.EmptyAcquireWaitTime().Seconds())
+}
