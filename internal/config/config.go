@@ -168,18 +168,21 @@ func (c Config) Validate() error {
 // credentials inside URLs masked.
 func (c Config) Redacted() []any {
 	return []any{
-		"database_url", redactURL(c.DatabaseURL),
+		"database_url", RedactURL(c.DatabaseURL),
 		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
-		"session_retention", c.SessionRetention.String(), "redis_url", redactURL(c.RedisURL),
+		"session_retention", c.SessionRetention.String(), "redis_url", RedactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
 		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_ip", c.LoginMaxFailuresIP,
 		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
 	}
 }
 
-func redactURL(s string) string {
+// RedactURL masks the secrets of a connection URL: the password of its
+// user-info and every query parameter that carries one (pgx and libpq also
+// accept ?password=, and sslpassword=).
+func RedactURL(s string) string {
 	if s == "" {
 		return ""
 	}
@@ -187,7 +190,37 @@ func redactURL(s string) string {
 	if err != nil {
 		return "(unparseable)"
 	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, "xxxxx")
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.Redacted()
+}
+
+// URLSecrets returns the secrets RedactURL masks, so that error text from
+// libraries that echo a URL can be scrubbed.
+func URLSecrets(s string) []string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		out = append(out, pw)
+	}
+	for k, vs := range u.Query() {
+		if strings.Contains(strings.ToLower(k), "password") {
+			for _, v := range vs {
+				if v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {

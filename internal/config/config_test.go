@@ -89,3 +89,22 @@ func TestRedactedHidesPasswords(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactURLMasksQueryPasswords(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://authd@db:5432/authd?sslmode=require&password=s3cr3t-pw",
+		"postgres://authd:s3cr3t-pw@db:5432/authd?sslpassword=s3cr3t-pw",
+		"postgres://authd@db/authd?PASSWORD=s3cr3t-pw",
+	} {
+		if got := RedactURL(raw); strings.Contains(got, "s3cr3t-pw") {
+			t.Errorf("RedactURL(%q) = %q leaks the password", raw, got)
+		}
+		secrets := URLSecrets(raw)
+		if len(secrets) == 0 || secrets[0] != "s3cr3t-pw" {
+			t.Errorf("URLSecrets(%q) = %q", raw, secrets)
+		}
+	}
+	if got := RedactURL("postgres://authd@db/authd?sslmode=disable"); got != "postgres://authd@db/authd?sslmode=disable" {
+		t.Errorf("a URL without secrets changed: %q", got)
+	}
+}

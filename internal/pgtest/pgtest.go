@@ -21,6 +21,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
@@ -142,10 +143,4 @@ func makeTemplate(name string) error {
 	return m.Up()
 }
 
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
-}
+func redact(s string) string { return config.RedactURL(s) }

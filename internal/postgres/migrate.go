@@ -11,6 +11,7 @@ import (
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 
+	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/migrations"
 )
 
@@ -98,14 +99,14 @@ func (m *Migrator) Close() error {
 
 // redactErr keeps a database password out of error text.
 func redactErr(err error, dbURL string) error {
-	u, perr := url.Parse(dbURL)
-	if perr != nil || u.User == nil {
+	msg := err.Error()
+	for _, secret := range config.URLSecrets(dbURL) {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	if msg == err.Error() {
 		return err
 	}
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
-	}
-	return err
+	return errors.New(msg)
 }
 
 // SchemaCurrent returns an error saying why unless the schema is clean and
