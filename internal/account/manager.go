@@ -161,8 +161,8 @@ func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) 
 		return postgres.User{}, 0, &PolicyError{"role must be one of user, admin, service"}
 	}
 	now := m.clock.Now()
-	roleChanged := false
-	u, err := m.db.UpdateUser(ctx, id, func(cur postgres.User, enabledAdmins int) (postgres.UserChange, error) {
+	reason := ""
+	u, revoked, err := m.db.UpdateUser(ctx, id, func(cur postgres.User, enabledAdmins int) (postgres.UserChange, error) {
 		next := postgres.UserChange{DisabledAt: cur.DisabledAt, Role: cur.Role, At: now}
 		if ch.Disabled != nil {
 			switch {
@@ -175,31 +175,29 @@ func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) 
 		if ch.Role != nil {
 			next.Role = *ch.Role
 		}
-		roleChanged = next.Role != cur.Role
 		wasAdmin := cur.Role == session.RoleAdmin && cur.DisabledAt == nil
 		isAdmin := next.Role == session.RoleAdmin && next.DisabledAt == nil
 		if wasAdmin && !isAdmin && enabledAdmins <= 1 {
 			return postgres.UserChange{}, ErrLastAdmin
+		}
+		switch {
+		case ch.Disabled != nil && *ch.Disabled:
+			reason = ReasonUserDisabled
+		case next.Role != cur.Role:
+			reason = ReasonRoleChanged
+		}
+		if reason != "" {
+			// In the same transaction as the change: it never commits
+			// without its revocations, so a retry has nothing to repair.
+			next.Revoke = &postgres.Revocation{Reason: reason, By: by, At: now}
 		}
 		return next, nil
 	})
 	if err != nil {
 		return postgres.User{}, 0, userErr(err)
 	}
-	reason := ""
-	switch {
-	case ch.Disabled != nil && *ch.Disabled:
-		reason = ReasonUserDisabled
-	case roleChanged:
-		reason = ReasonRoleChanged
-	default:
-		return u, 0, nil
-	}
-	n, err := m.sessions.RevokeUser(ctx, id, "", reason, by)
-	if err != nil {
-		return postgres.User{}, 0, err
-	}
-	return u, n, nil
+	m.sessions.Announce(ctx, reason, revoked)
+	return u, len(revoked), nil
 }
 
 // ResetPassword sets the password of user id after checking the policy and
@@ -216,10 +214,14 @@ func (m *Manager) ResetPassword(ctx context.Context, id, pw string, by *string) 
 	if err != nil {
 		return 0, err
 	}
-	if _, err := m.db.SetPasswordHash(ctx, id, nil, hash, m.clock.Now()); err != nil {
+	now := m.clock.Now()
+	_, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: id, Hash: hash, At: now,
+		Revoke: &postgres.Revocation{Reason: ReasonPasswordReset, By: by, At: now}})
+	if err != nil {
 		return 0, userErr(err)
 	}
-	return m.sessions.RevokeUser(ctx, id, "", ReasonPasswordReset, by)
+	m.sessions.Announce(ctx, ReasonPasswordReset, revoked)
+	return len(revoked), nil
 }
 
 // ChangePassword changes the caller's password when current is right and
@@ -243,14 +245,19 @@ func (m *Manager) ChangePassword(ctx context.Context, p session.Principal, curre
 	}
 	// Only over the hash just verified: a concurrent change wins, and this
 	// one's current password is no longer current.
-	changed, err := m.db.SetPasswordHash(ctx, u.ID, &u.PasswordHash, hash, m.clock.Now())
+	now := m.clock.Now()
+	changed, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{
+		UserID: u.ID, Expected: &u.PasswordHash, Hash: hash, At: now,
+		Revoke: &postgres.Revocation{Reason: ReasonPasswordChange, By: &p.UserID, At: now}, KeepSID: p.SID,
+	})
 	if err != nil {
 		return 0, userErr(err)
 	}
 	if !changed {
 		return 0, ErrWrongPassword
 	}
-	return m.sessions.RevokeUser(ctx, u.ID, p.SID, ReasonPasswordChange, &p.UserID)
+	m.sessions.Announce(ctx, ReasonPasswordChange, revoked)
+	return len(revoked), nil
 }
 
 // RevokeAll revokes every live session of user id (ReasonAdminRevokeAll).

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,20 +44,40 @@ type NewSession struct {
 	AccessExp        time.Time
 	UserAgent        string
 	IP               string // empty when unknown
+	// The user as the grant verified it: the session is written only if the
+	// user still has this password hash and role and is enabled.
+	UserPasswordHash string
+	UserRole         string
 }
 
-// CreateSession inserts a session with its first access token.
+// ErrUserChanged means the user's password, role or state changed between a
+// grant's password check and its session insert.
+var ErrUserChanged = errors.New("user changed during the grant")
+
+// CreateSession inserts a session with its first access token, but only if
+// the user is still as the grant saw it. Without that condition a login that
+// checked the old password could insert its session just after a password
+// reset, disabling or role change had revoked the user's sessions, and
+// survive it. FOR SHARE makes the insert wait for such a change in flight
+// and then re-check; ErrUserChanged when it no longer holds.
 func (db *DB) CreateSession(ctx context.Context, s NewSession) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
-		VALUES (@id, @user_id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet)`
-	_, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
+		SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
+		FROM users u
+		WHERE u.id = @user_id AND u.password_hash = @pwhash AND u.role = @role AND u.disabled_at IS NULL
+		FOR SHARE OF u`
+	tag, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
 		"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
 		"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
+		"pwhash": s.UserPasswordHash, "role": s.UserRole,
 	})
 	if err != nil {
 		return fmt.Errorf("create session %s: %w", s.ID, translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
 	}
 	return nil
 }
@@ -97,16 +118,11 @@ type RefreshWrite struct {
 // and returned so the caller can publish it. decide's error is returned after
 // the commit. ErrNotFound when no session knows the hash.
 func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(RefreshState) (RefreshWrite, error)) (*verifier.Revocation, error) {
-	ctx, cancel := revokeTimeout(ctx) // the reuse path revokes
-	defer cancel()
 	var (
 		decideErr error
 		revoked   *verifier.Revocation
 	)
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := setRevokeLimits(ctx, tx); err != nil {
-			return err
-		}
+	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error { // the reuse path revokes
 		const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 				s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
 			FROM sessions s JOIN users u ON u.id = s.user_id
@@ -165,13 +181,8 @@ type Revocation struct {
 // RevokeSession marks sid revoked. A second call keeps the first time, reason
 // and actor; the entry is nil when this call changed nothing.
 func (db *DB) RevokeSession(ctx context.Context, r Revocation) (*verifier.Revocation, error) {
-	ctx, cancel := revokeTimeout(ctx)
-	defer cancel()
 	var out *verifier.Revocation
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := setRevokeLimits(ctx, tx); err != nil {
-			return err
-		}
+	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		out, err = revokeOne(ctx, tx, r)
 		return err
@@ -198,26 +209,40 @@ func revokeOne(ctx context.Context, tx pgx.Tx, r Revocation) (*verifier.Revocati
 // RevokeUserSessions revokes, in one statement, every live session of userID
 // except the one named except (empty: none), and returns what it revoked.
 func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r Revocation) ([]verifier.Revocation, error) {
+	var out []verifier.Revocation
+	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var err error
+		out, err = revokeUserSessions(ctx, tx, userID, except, r)
+		return err
+	})
+	return out, err
+}
+
+// inRevokeTx runs fn in a transaction bounded as every transaction that
+// writes revoked_at must be (MaxRevokeTx).
+// fn receives the bounded context and must use it for every statement.
+func (db *DB) inRevokeTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
 	ctx, cancel := revokeTimeout(ctx)
 	defer cancel()
-	var out []verifier.Revocation
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	return db.inTx(ctx, func(tx pgx.Tx) error {
 		if err := setRevokeLimits(ctx, tx); err != nil {
 			return err
 		}
-		const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
-			WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
-			  AND (@except = '' OR id::text <> @except)
-			RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
-		rows, _ := tx.Query(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
-		var err error
-		out, err = pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
-		if err != nil {
-			return fmt.Errorf("revoke sessions of user %s: %w", userID, err)
-		}
-		return nil
+		return fn(ctx, tx)
 	})
-	return out, err
+}
+
+func revokeUserSessions(ctx context.Context, tx pgx.Tx, userID, except string, r Revocation) ([]verifier.Revocation, error) {
+	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
+		WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
+		  AND (@except = '' OR id::text <> @except)
+		RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
+	rows, _ := tx.Query(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
+	}
+	return out, nil
 }
 
 // SessionAuth is what authenticating a request needs to know about a session.

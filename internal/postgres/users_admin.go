@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/seedc5a8123e/authd/verifier"
 )
 
 // ListUsers returns up to limit users whose lower(username) contains
@@ -30,19 +32,25 @@ type UserChange struct {
 	DisabledAt *time.Time
 	Role       string
 	At         time.Time
+	// Revoke, when set, revokes every live session of the user in the same
+	// transaction.
+	Revoke *Revocation
 }
 
 // UpdateUser locks every enabled admin and the user id, lets decide choose the
 // new state knowing how many enabled admins exist, and writes it in the same
 // transaction. Locking the admins (in id order, so two updates cannot
 // deadlock) makes concurrent demotions queue up, so a rule such as "keep one
-// enabled admin" holds. decide's error aborts the update and is returned.
-// ErrNotFound when no user has id.
-func (db *DB) UpdateUser(ctx context.Context, id string, decide func(u User, enabledAdmins int) (UserChange, error)) (User, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	var out User
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+// enabled admin" holds. When the change asks for it, the user's sessions are
+// revoked in the same transaction, so the change never commits without its
+// revocation; the revoked entries are returned for publishing. decide's
+// error aborts the update and is returned. ErrNotFound when no user has id.
+func (db *DB) UpdateUser(ctx context.Context, id string, decide func(u User, enabledAdmins int) (UserChange, error)) (User, []verifier.Revocation, error) {
+	var (
+		out     User
+		revoked []verifier.Revocation
+	)
+	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		rows, _ := tx.Query(ctx, `SELECT id::text FROM users WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE`)
 		admins, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
@@ -64,27 +72,52 @@ func (db *DB) UpdateUser(ctx context.Context, id string, decide func(u User, ena
 		if err != nil {
 			return fmt.Errorf("update user %s: %w", id, translate(err))
 		}
-		return nil
+		if ch.Revoke != nil {
+			revoked, err = revokeUserSessions(ctx, tx, id, "", *ch.Revoke)
+		}
+		return err
 	})
-	return out, err
+	return out, revoked, err
 }
 
-// SetPasswordHash replaces a user's hash. With expected non-nil it writes only
-// if the stored hash is still *expected; changed reports whether it wrote.
-// ErrNotFound when no user has id.
-func (db *DB) SetPasswordHash(ctx context.Context, id string, expected *string, hash string, at time.Time) (changed bool, err error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	const q = `WITH u AS (
-			UPDATE users SET password_hash = $3, updated_at = $4
-			WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2) RETURNING 1)
-		SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM users WHERE id = $1)`
-	var exists bool
-	if err := db.pool.QueryRow(ctx, q, id, expected, hash, at).Scan(&changed, &exists); err != nil {
-		return false, fmt.Errorf("set password hash of %s: %w", id, err)
+// PasswordChange replaces a user's password hash.
+type PasswordChange struct {
+	UserID string
+	// Expected, when set, makes the write happen only if the stored hash is
+	// still this one (a concurrent change wins).
+	Expected *string
+	Hash     string
+	At       time.Time
+	// Revoke, when set, revokes the user's sessions, except KeepSID, in the
+	// same transaction.
+	Revoke  *Revocation
+	KeepSID string
+}
+
+// SetPasswordHash applies c; changed reports whether it wrote, and revoked
+// lists the sessions it revoked. ErrNotFound when no user has the id.
+func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bool, revoked []verifier.Revocation, err error) {
+	err = db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		const q = `WITH u AS (
+				UPDATE users SET password_hash = $3, updated_at = $4
+				WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2) RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM users WHERE id = $1)`
+		var exists bool
+		if err := tx.QueryRow(ctx, q, c.UserID, c.Expected, c.Hash, c.At).Scan(&changed, &exists); err != nil {
+			return fmt.Errorf("set password hash of %s: %w", c.UserID, err)
+		}
+		if !exists {
+			return fmt.Errorf("set password hash of %s: %w", c.UserID, ErrNotFound)
+		}
+		if !changed || c.Revoke == nil {
+			return nil
+		}
+		var err error
+		revoked, err = revokeUserSessions(ctx, tx, c.UserID, c.KeepSID, *c.Revoke)
+		return err
+	})
+	if err != nil {
+		return false, nil, err
 	}
-	if !exists {
-		return false, fmt.Errorf("set password hash of %s: %w", id, ErrNotFound)
-	}
-	return changed, nil
+	return changed, revoked, nil
 }

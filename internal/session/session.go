@@ -137,29 +137,27 @@ func (s *Service) SetObserver(o Observer) {
 	s.obs = o
 }
 
-// checkPassword returns the user if username and pw match an enabled user.
-// Unknown users cost one dummy verification so timing reveals nothing.
-func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, error) {
+// checkPassword returns the user if username and pw match an enabled user,
+// and whether the stored hash should be upgraded. Unknown users cost one
+// dummy verification so timing reveals nothing.
+func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, bool, error) {
 	u, err := s.db.UserByUsername(ctx, username)
 	if errors.Is(err, postgres.ErrNotFound) {
 		s.hasher.VerifyDummy(pw)
-		return postgres.User{}, ErrInvalidCredentials
+		return postgres.User{}, false, ErrInvalidCredentials
 	}
 	if err != nil {
-		return postgres.User{}, err
+		return postgres.User{}, false, err
 	}
 	ok, rehash, err := s.hasher.Verify(pw, u.PasswordHash)
 	if err != nil {
 		s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", err)
-		return postgres.User{}, ErrInvalidCredentials
+		return postgres.User{}, false, ErrInvalidCredentials
 	}
 	if !ok || u.DisabledAt != nil {
-		return postgres.User{}, ErrInvalidCredentials
+		return postgres.User{}, false, ErrInvalidCredentials
 	}
-	if rehash {
-		s.rehash(ctx, u, pw)
-	}
-	return u, nil
+	return u, rehash, nil
 }
 
 // rehash upgrades a hash made with older parameters. A failure only means the
@@ -176,28 +174,43 @@ func (s *Service) rehash(ctx context.Context, u postgres.User, pw string) {
 
 // PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
 func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta) (Grant, error) {
-	u, err := s.checkPassword(ctx, username, pw)
-	if err != nil {
-		return Grant{}, err
-	}
-	return s.createSession(ctx, u, GrantPassword, m)
+	return s.login(ctx, username, pw, GrantPassword, m)
 }
 
 // ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
 // creates a session that lives exactly as long as its one access token.
 func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret string, m Meta) (Grant, error) {
-	u, err := s.checkPassword(ctx, clientID, secret)
-	if errors.Is(err, ErrInvalidCredentials) || (err == nil && u.Role != RoleService) {
+	g, err := s.login(ctx, clientID, secret, GrantClientCredentials, m)
+	if errors.Is(err, ErrInvalidCredentials) {
 		return Grant{}, ErrInvalidClient
 	}
+	return g, err
+}
+
+// login checks the password, creates the session, and only then upgrades an
+// old hash: the session insert is conditional on the hash it verified.
+func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
+	u, rehash, err := s.checkPassword(ctx, username, pw)
 	if err != nil {
 		return Grant{}, err
 	}
-	return s.createSession(ctx, u, GrantClientCredentials, m)
+	if grant == GrantClientCredentials && u.Role != RoleService {
+		return Grant{}, ErrInvalidCredentials
+	}
+	g, err := s.createSession(ctx, u, grant, m)
+	if err != nil {
+		return Grant{}, err
+	}
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return g, nil
 }
 
 // createSession makes the session of a password grant (with a refresh token)
-// or a client_credentials grant (without).
+// or a client_credentials grant (without). A user whose password, role or
+// state changed since checkPassword gets ErrInvalidCredentials, as if the
+// change had come first.
 func (s *Service) createSession(ctx context.Context, u postgres.User, grant string, m Meta) (Grant, error) {
 	withRefresh := grant == GrantPassword
 	now := s.clock.Now()
@@ -210,6 +223,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	ns := postgres.NewSession{
 		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
 		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
+		UserPasswordHash: u.PasswordHash, UserRole: u.Role,
 	}
 	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
 	if withRefresh {
@@ -221,6 +235,9 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		ns.ExpiresAt = minted.ExpiresAt
 	}
 	if err := s.db.CreateSession(ctx, ns); err != nil {
+		if errors.Is(err, postgres.ErrUserChanged) {
+			return Grant{}, ErrInvalidCredentials
+		}
 		return Grant{}, err
 	}
 	s.obs.TokenIssued(grant)
@@ -338,9 +355,16 @@ func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string,
 	if err != nil {
 		return 0, err
 	}
+	s.Announce(ctx, reason, entries)
+	return len(entries), nil
+}
+
+// Announce reports committed revocations: to the observer and on the push
+// channel. Callers that revoke inside a transaction of their own (a user
+// change and its revocations commit together) call it after the commit.
+func (s *Service) Announce(ctx context.Context, reason string, entries []verifier.Revocation) {
 	s.obs.Revoked(reason, len(entries))
 	s.pub.Publish(ctx, entries)
-	return len(entries), nil
 }
 
 // Revoked describes a session's revocation.
