@@ -28,21 +28,23 @@ func (h *handlers) accountRoutes(e *echo.Echo) {
 }
 
 // throttled runs a password-checking grant under the brute-force throttle.
-// The account key is the name as given, so unknown and known usernames count
-// alike.
+// Login keys live under "login:", apart from other throttled checks, so no
+// client-chosen username can fill another check's count. The name is taken
+// as given, so unknown and known usernames count alike.
 func (h *handlers) throttled(c echo.Context, username string, grant func() (session.Grant, error)) (session.Grant, error) {
-	return throttledCall(h, c, username, grant, func(err error) bool {
+	return throttledCall(h, c, "login:"+username, grant, func(err error) bool {
 		return errors.Is(err, session.ErrInvalidCredentials) || errors.Is(err, session.ErrInvalidClient)
 	})
 }
 
 // throttledCall runs fn, which checks a password, under the throttle:
-// refused at once while a delay lasts for key or the client IP, a failure
-// (as failed tells) counted, a success clearing key's count.
-func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T, error), failed func(error) bool) (T, error) {
+// refused at once while a delay lasts for key or the client IP; otherwise
+// counted as a failure before fn runs, and settled as a success unless fn's
+// error is one that wrong tells is a wrong password.
+func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T, error), wrong func(error) bool) (T, error) {
 	var zero T
 	ctx, ip := c.Request().Context(), c.RealIP()
-	if err := h.Throttle.Check(ctx, key, ip); err != nil {
+	if err := h.Throttle.Begin(ctx, key, ip); err != nil {
 		if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 			c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
 			h.Metrics.LoginThrottled()
@@ -50,15 +52,10 @@ func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T,
 		return zero, err
 	}
 	v, err := fn()
-	switch {
-	case err != nil && failed(err):
-		if ferr := h.Throttle.Fail(ctx, key, ip); ferr != nil {
-			return zero, ferr
-		}
-	case err == nil:
-		if serr := h.Throttle.Succeed(ctx, key); serr != nil {
+	if err == nil || !wrong(err) {
+		if serr := h.Throttle.Succeed(ctx, key, ip); serr != nil {
 			// The call stands; the count only lingers until it is forgotten.
-			h.Log.WarnContext(ctx, "throttle: clearing failures failed", "err", serr)
+			h.Log.WarnContext(ctx, "throttle: settling a success failed", "err", serr)
 		}
 	}
 	return v, err

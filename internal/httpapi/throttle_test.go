@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,12 +137,50 @@ func TestThrottlePerIP(t *testing.T) {
 	}
 	env.Clock.Advance(time.Second)
 	env.Login(t, "dave", acctPW)
-	// A success clears the account's count, not the IP's.
+	// A success clears the account's count, not the IP's: an address over
+	// its threshold waits the delay between any two attempts.
+	if a := throttleAttempt(t, env, passwordForm("u4", wrongPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("right after a success from a throttled IP: %+v", a)
+	}
+	env.Clock.Advance(time.Second)
 	if a := throttleAttempt(t, env, passwordForm("u4", wrongPW)); a.Status != 400 {
 		t.Fatalf("after the delay: %+v", a)
 	}
 	if a := throttleAttempt(t, env, passwordForm("dave", acctPW)); a.Status != 429 || a.RetryAfter != "2" {
 		t.Fatalf("IP count survived the success: %+v", a)
+	}
+}
+
+// TestParallelGuessesCannotOutrunTheThrottle sends a burst of wrong guesses
+// at once: only as many as the threshold may reach the password check.
+func TestParallelGuessesCannotOutrunTheThrottle(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 5}})
+	env.CreateUser(t, "target", "user", acctPW)
+	var wg sync.WaitGroup
+	var checked, throttled atomic.Int64
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.PostForm(env.URL+"/token", passwordForm("target", wrongPW))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			switch res.StatusCode {
+			case 400:
+				checked.Add(1)
+			case 429:
+				throttled.Add(1)
+			default:
+				t.Errorf("status %d", res.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked.Load() != 5 || throttled.Load() != 25 {
+		t.Fatalf("%d guesses checked, %d throttled; want 5 and 25", checked.Load(), throttled.Load())
 	}
 }
 

@@ -96,18 +96,25 @@ func New(db *postgres.DB, c clock.Clock, cfg Config, log *slog.Logger) *Throttle
 	return &Throttle{db: db, clock: c, cfg: cfg.withDefaults(), log: log}
 }
 
-// Check returns a *LimitedError when the account or the ip must still wait.
-// It looks only at counts, never at the user, so known and unknown usernames
-// are treated alike.
-func (t *Throttle) Check(ctx context.Context, username, ip string) error {
+// Begin claims one attempt for account and ip. While a delay runs for
+// either it returns a *LimitedError and charges nothing; otherwise the
+// attempt is counted as a failure at once, before the password is checked,
+// so parallel guesses cannot all slip past the check. Call Succeed if the
+// password was right. It looks only at counts, never at the user, so known
+// and unknown usernames are treated alike.
+func (t *Throttle) Begin(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}
-	rows, err := t.db.LoginFailuresFor(ctx, username, ip)
+	now := t.clock.Now()
+	wait, err := t.db.ClaimLoginAttempt(ctx, account, ip, now, now.Add(-Forget), func(rows []postgres.LoginFailures) time.Duration {
+		return t.wait(rows, now)
+	})
 	if err != nil {
 		return err
 	}
-	if wait := t.wait(rows, t.clock.Now()); wait > 0 {
+	if wait > 0 {
+		t.log.Info("login throttled", "ip", ip, "wait", wait.String())
 		return &LimitedError{RetryAfter: wait}
 	}
 	return nil
@@ -130,29 +137,15 @@ func (t *Throttle) wait(rows []postgres.LoginFailures, now time.Time) time.Durat
 	return wait
 }
 
-// Fail counts a failed attempt against the account and the ip.
-func (t *Throttle) Fail(ctx context.Context, username, ip string) error {
+// Succeed settles an attempt Begin allowed whose password was right: the
+// account's failures are forgotten and the ip gets back the one failure
+// Begin charged; the ip's other failures stay, so one good password does not
+// reset a spray across many accounts.
+func (t *Throttle) Succeed(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}
-	now := t.clock.Now()
-	rows, err := t.db.RecordLoginFailure(ctx, username, ip, now, now.Add(-Forget))
-	if err != nil {
-		return err
-	}
-	if wait := t.wait(rows, now); wait > 0 {
-		t.log.Info("login throttled", "ip", ip, "wait", wait.String())
-	}
-	return nil
-}
-
-// Succeed forgets the account's failures; the ip's stay, so one good
-// password does not reset a spray across many accounts.
-func (t *Throttle) Succeed(ctx context.Context, username string) error {
-	if t == nil {
-		return nil
-	}
-	return t.db.ClearAccountLoginFailures(ctx, username)
+	return t.db.SettleLoginSuccess(ctx, account, ip)
 }
 
 // Prune deletes counts that have been quiet for longer than Forget; they no

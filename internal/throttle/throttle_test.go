@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,73 +69,104 @@ func retryAfter(t *testing.T, err error) time.Duration {
 
 func TestThrottle(t *testing.T) {
 	ctx := context.Background()
+	// fail runs an attempt whose password is wrong: Begin, no Succeed.
+	fail := func(t *testing.T, th *throttle.Throttle, account, ip string) {
+		t.Helper()
+		if err := th.Begin(ctx, account, ip); err != nil {
+			t.Fatalf("Begin(%s, %s): %v", account, ip, err)
+		}
+	}
 	t.Run("AccountCountIgnoresLetterCase", func(t *testing.T) {
 		t.Parallel()
 		th, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
-		for _, u := range []string{"Alice", "ALICE"} {
-			if err := th.Fail(ctx, u, "192.0.2.1"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := retryAfter(t, th.Check(ctx, "alice", "192.0.2.99")); got != time.Second {
+		fail(t, th, "Alice", "192.0.2.1")
+		fail(t, th, "ALICE", "192.0.2.1")
+		if got := retryAfter(t, th.Begin(ctx, "alice", "192.0.2.99")); got != time.Second {
 			t.Fatalf("retry after %s, want 1s", got)
 		}
 	})
-	t.Run("SuccessClearsTheAccountNotTheIP", func(t *testing.T) {
+	t.Run("SuccessClearsTheAccountAndRefundsTheIP", func(t *testing.T) {
 		t.Parallel()
-		th, _ := setup(t, throttle.Config{MaxFailuresAccount: 1, MaxFailuresIP: 1})
-		if err := th.Fail(ctx, "bob", "192.0.2.1"); err != nil {
+		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 1, MaxFailuresIP: 2})
+		fail(t, th, "bob", "192.0.2.1") // account 1, ip 1
+		clk.Advance(time.Second)        // the account's delay runs out
+		if err := th.Begin(ctx, "bob", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := th.Succeed(ctx, "bob"); err != nil {
+		if err := th.Succeed(ctx, "bob", "192.0.2.1"); err != nil { // account cleared, ip back to 1
 			t.Fatal(err)
 		}
-		if got := retryAfter(t, th.Check(ctx, "bob", "192.0.2.2")); got != 0 {
-			t.Fatalf("account still throttled: %s", got)
+		if got := retryAfter(t, th.Begin(ctx, "bob", "192.0.2.3")); got != 0 {
+			t.Fatalf("account still throttled after a success: %s", got)
 		}
-		if got := retryAfter(t, th.Check(ctx, "bob", "192.0.2.1")); got != time.Second {
+		fail(t, th, "carl", "192.0.2.1") // ip 2: allowed only because the success was refunded
+		if got := retryAfter(t, th.Begin(ctx, "dan", "192.0.2.1")); got != time.Second {
 			t.Fatalf("ip: retry after %s, want 1s", got)
 		}
 	})
 	t.Run("DelayCappedAndRunsOut", func(t *testing.T) {
 		t.Parallel()
 		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 1, Max: 4 * time.Second})
-		for range 10 {
-			if err := th.Fail(ctx, "carol", ""); err != nil {
-				t.Fatal(err)
+		for charged := 0; charged < 10; {
+			err := th.Begin(ctx, "carol", "")
+			if err == nil {
+				charged++
+				continue
 			}
+			clk.Advance(retryAfter(t, err)) // an attacker who waits out each delay
 		}
-		if got := retryAfter(t, th.Check(ctx, "carol", "")); got != 4*time.Second {
+		if got := retryAfter(t, th.Begin(ctx, "carol", "")); got != 4*time.Second {
 			t.Fatalf("retry after %s, want the 4s cap", got)
 		}
 		clk.Advance(4 * time.Second)
-		if err := th.Check(ctx, "carol", ""); err != nil {
+		if err := th.Begin(ctx, "carol", ""); err != nil {
 			t.Fatalf("after the cap: %v", err)
 		}
 	})
 	t.Run("QuietDayForgets", func(t *testing.T) {
 		t.Parallel()
 		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 3})
-		for range 5 {
-			if err := th.Fail(ctx, "dave", ""); err != nil {
-				t.Fatal(err)
-			}
+		for range 3 {
+			fail(t, th, "dave", "")
+		}
+		if th.Begin(ctx, "dave", "") == nil {
+			t.Fatal("a fourth attempt right away was allowed")
 		}
 		clk.Advance(throttle.Forget + time.Second)
-		if err := th.Fail(ctx, "dave", ""); err != nil {
-			t.Fatal(err)
-		}
-		if err := th.Check(ctx, "dave", ""); err != nil {
-			t.Fatalf("one failure after a quiet day: %v", err)
-		}
+		fail(t, th, "dave", "") // starts again from one
+		fail(t, th, "dave", "")
 		clk.Advance(throttle.Forget + time.Second)
 		if n, err := th.Prune(ctx); err != nil || n != 1 {
 			t.Fatalf("prune: %d %v", n, err)
 		}
 	})
+	t.Run("ParallelGuessesAreCountedBeforeTheyAreChecked", func(t *testing.T) {
+		t.Parallel()
+		th, _ := setup(t, throttle.Config{MaxFailuresAccount: 5})
+		var allowed, limited atomic.Int64
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				switch err := th.Begin(ctx, "eve", "198.51.100.7"); {
+				case err == nil:
+					allowed.Add(1)
+				case errors.As(err, new(*throttle.LimitedError)):
+					limited.Add(1)
+				default:
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if allowed.Load() != 5 || limited.Load() != 35 {
+			t.Fatalf("%d attempts allowed, %d limited; want exactly the threshold, 5, allowed", allowed.Load(), limited.Load())
+		}
+	})
 	t.Run("NilThrottleAllows", func(t *testing.T) {
 		var th *throttle.Throttle
-		if th.Check(ctx, "x", "y") != nil || th.Fail(ctx, "x", "y") != nil || th.Succeed(ctx, "x") != nil {
+		if th.Begin(ctx, "x", "y") != nil || th.Succeed(ctx, "x", "y") != nil {
 			t.Fatal("nil throttle refused")
 		}
 	})
