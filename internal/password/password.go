@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -33,12 +34,17 @@ var ErrMalformedHash = errors.New("password: malformed hash")
 type Hasher struct {
 	p     Params
 	dummy string
+	// slots bounds how many argon2 computations run at once. Each takes
+	// Params.Memory (19 MiB by default), so without a bound a flood of
+	// logins, even throttled ones spread over many accounts and addresses,
+	// could take the process's memory.
+	slots chan struct{}
 }
 
 // New returns a Hasher using p. It precomputes a dummy hash so that a login
 // for an unknown user costs the same as one for a real user.
 func New(p Params) *Hasher {
-	h := &Hasher{p: p}
+	h := &Hasher{p: p, slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 	d, err := h.Hash("authd-dummy-password-for-timing")
 	if err != nil {
 		panic(err) // only crypto/rand can fail here, and then nothing works
@@ -53,7 +59,7 @@ func (h *Hasher) Hash(pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(pw), salt, h.p.Time, h.p.Memory, h.p.Threads, h.p.KeyLen)
+	key := h.idKey([]byte(pw), salt, h.p.Time, h.p.Memory, h.p.Threads, h.p.KeyLen)
 	return encode(h.p, salt, key), nil
 }
 
@@ -64,11 +70,18 @@ func (h *Hasher) Verify(pw, encoded string) (ok, needsRehash bool, err error) {
 	if err != nil {
 		return false, false, err
 	}
-	got := argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
+	got := h.idKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	needsRehash = p.Memory != h.p.Memory || p.Time != h.p.Time || p.Threads != h.p.Threads ||
 		uint32(len(key)) != h.p.KeyLen || uint32(len(salt)) != h.p.SaltLen
 	return ok, needsRehash, nil
+}
+
+// idKey is argon2.IDKey inside one of the hasher's slots.
+func (h *Hasher) idKey(pw, salt []byte, t, m uint32, threads uint8, keyLen uint32) []byte {
+	h.slots <- struct{}{}
+	defer func() { <-h.slots }()
+	return argon2.IDKey(pw, salt, t, m, threads, keyLen)
 }
 
 // VerifyDummy spends the time of one Verify and always reports false. Callers
