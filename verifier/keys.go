@@ -3,7 +3,6 @@ package verifier
 import (
 	"context"
 	"crypto"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -13,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"sync"
 	"time"
@@ -210,12 +208,12 @@ func (k jwk) public() (publicKey, error) {
 		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
 			return publicKey{}, errors.New("bad P-256 coordinates")
 		}
-		// crypto/ecdh rejects points not on the curve (invalid-curve attacks).
+		// The parser rejects points not on the curve (invalid-curve attacks).
 		raw := append(append([]byte{4}, x...), y...)
-		if _, err := ecdh.P256().NewPublicKey(raw); err != nil {
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), raw)
+		if err != nil {
 			return publicKey{}, fmt.Errorf("P-256 point: %w", err)
 		}
-		pub := &ecdsa.PublicKey{Curve: elliptic.P256(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
 		return publicKey{alg: algES256, key: pub}, nil
 	}
 	return publicKey{}, fmt.Errorf("unsupported key kty=%q crv=%q", k.Kty, k.Crv)

@@ -109,9 +109,7 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LoginBackoffMax, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_MAX", 15*time.Minute); err != nil {
 		return Config{}, err
 	}
-	for _, p := range splitList(getenv("AUTHD_SIGNING_KEYS")) {
-		c.SigningKeys = append(c.SigningKeys, p)
-	}
+	c.SigningKeys = splitList(getenv("AUTHD_SIGNING_KEYS"))
 	for _, s := range splitList(getenv("AUTHD_TRUSTED_PROXIES")) {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {

@@ -22,7 +22,6 @@ import (
 
 type feedEnv struct {
 	*authdtest.Env
-	svc string // the verifier's service token
 }
 
 func startFeed(t *testing.T, o authdtest.Options) feedEnv {
