@@ -11,6 +11,7 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/internal/password"
 	sess "github.com/seedc5a8123e/authd/internal/session"
 )
 
@@ -150,5 +151,46 @@ func TestUserChangeCommitsWithItsRevocations(t *testing.T) {
 	}
 	if s := session(t, env, boss.SID); s.RevokedAt == nil || *s.RevokedReason != "role_changed" {
 		t.Fatalf("after the retried demotion the admin session is %+v", s)
+	}
+}
+
+// TestConcurrentLoginsSurviveARehash: the first login with a hash made under
+// older parameters rewrites it; logins that verified the old hash at the same
+// moment must still succeed, since the password did not change.
+func TestConcurrentLoginsSurviveARehash(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{})
+	ctx := context.Background()
+	uid := env.CreateUser(t, "old-hash", "user", pw)
+	older := password.New(password.Params{Memory: 32, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})
+	for round := range 10 {
+		u, err := env.DB.UserByID(ctx, uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := older.Hash(pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := env.DB.UpdatePasswordHash(ctx, uid, u.PasswordHash, old, env.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := env.Sessions.PasswordGrant(ctx, "old-hash", pw, sess.Meta{}); err != nil {
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("round %d: %d of 8 correct logins failed while the hash was upgraded", round, failed.Load())
+		}
+		if after, _ := env.DB.UserByID(ctx, uid); after.PasswordHash == old {
+			t.Fatalf("round %d: the old hash was not upgraded", round)
+		}
 	}
 }

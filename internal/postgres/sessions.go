@@ -45,9 +45,10 @@ type NewSession struct {
 	UserAgent        string
 	IP               string // empty when unknown
 	// The user as the grant verified it: the session is written only if the
-	// user still has this password hash and role and is enabled.
-	UserPasswordHash string
-	UserRole         string
+	// user's password has not been set since, its role is the same, and it is
+	// enabled.
+	UserCredentialsVersion int64
+	UserRole               string
 }
 
 // ErrUserChanged means the user's password, role or state changed between a
@@ -66,12 +67,12 @@ func (db *DB) CreateSession(ctx context.Context, s NewSession) error {
 	const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
 		SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
 		FROM users u
-		WHERE u.id = @user_id AND u.password_hash = @pwhash AND u.role = @role AND u.disabled_at IS NULL
+		WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 		FOR SHARE OF u`
 	tag, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
 		"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
 		"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
-		"pwhash": s.UserPasswordHash, "role": s.UserRole,
+		"cv": s.UserCredentialsVersion, "role": s.UserRole,
 	})
 	if err != nil {
 		return fmt.Errorf("create session %s: %w", s.ID, translate(err))

@@ -17,9 +17,11 @@ type User struct {
 	DisabledAt   *time.Time `db:"disabled_at"`
 	CreatedAt    time.Time  `db:"created_at"`
 	UpdatedAt    time.Time  `db:"updated_at"`
+	// CredentialsVersion changes whenever the password is set or reset.
+	CredentialsVersion int64 `db:"credentials_version"`
 }
 
-const userColumns = `id::text, username, password_hash, role, disabled_at, created_at, updated_at`
+const userColumns = `id::text, username, password_hash, role, disabled_at, created_at, updated_at, credentials_version`
 
 // CreateUser inserts u. A username taken in any letter case is ErrConflict.
 func (db *DB) CreateUser(ctx context.Context, u User) error {

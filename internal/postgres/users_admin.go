@@ -99,7 +99,7 @@ type PasswordChange struct {
 func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bool, revoked []verifier.Revocation, err error) {
 	err = db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		const q = `WITH u AS (
-				UPDATE users SET password_hash = $3, updated_at = $4
+				UPDATE users SET password_hash = $3, updated_at = $4, credentials_version = credentials_version + 1
 				WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2) RETURNING 1)
 			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM users WHERE id = $1)`
 		var exists bool

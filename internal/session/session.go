@@ -187,8 +187,9 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 	return g, err
 }
 
-// login checks the password, creates the session, and only then upgrades an
-// old hash: the session insert is conditional on the hash it verified.
+// login checks the password, creates the session, then upgrades a hash made
+// with older parameters (which does not change the credentials version the
+// session insert is conditional on).
 func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
 	u, rehash, err := s.checkPassword(ctx, username, pw)
 	if err != nil {
@@ -223,7 +224,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	ns := postgres.NewSession{
 		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
 		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
-		UserPasswordHash: u.PasswordHash, UserRole: u.Role,
+		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 	}
 	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
 	if withRefresh {
