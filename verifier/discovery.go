@@ -45,7 +45,8 @@ type metadata struct {
 var errBadIssuer = errors.New("discovery: issuer mismatch")
 
 // discover reads IssuerURL + DiscoveryPath. It returns found=false for a 404
-// (the fixed paths apply), the endpoints and issuer it names otherwise. An
+// (the fixed paths apply), the endpoints and issuer it names otherwise, the
+// endpoints' paths taken on IssuerURL's origin (sameOrigin). An
 // endpoint the document leaves out keeps its fixed path. A document whose
 // issuer differs from wantIssuer (when set) is refused with errBadIssuer
 // (RFC 8414 section 3.3: its contents must not be used).
@@ -102,9 +103,23 @@ func discover(ctx context.Context, client *http.Client, issuerURL, wantIssuer st
 		if err := checkEndpoint(issuerURL, f.value); err != nil {
 			return endpoints{}, "", false, fmt.Errorf("discovery: %s %q: %w", f.name, f.value, err)
 		}
-		*f.dst = f.value
+		*f.dst = sameOrigin(issuerURL, f.value)
 	}
 	return ep, md.Issuer, true, nil
+}
+
+// sameOrigin keeps the path and query of a discovered endpoint but puts it on
+// IssuerURL's scheme and host. The document's URLs are built from authd's
+// public issuer, which a service inside the same network often does not use
+// (or cannot reach); and taking only paths means a document can never send
+// the client secret, or pick the keys, from another origin.
+func sameOrigin(issuerURL, endpoint string) string {
+	base, err1 := url.Parse(issuerURL)
+	u, err2 := url.Parse(endpoint)
+	if err1 != nil || err2 != nil {
+		return endpoint // checkEndpoint has already parsed both
+	}
+	return (&url.URL{Scheme: base.Scheme, User: base.User, Host: base.Host, Path: u.Path, RawQuery: u.RawQuery}).String()
 }
 
 // checkEndpoint accepts an absolute http(s) URL, and only https when

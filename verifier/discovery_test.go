@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +24,7 @@ type discoveryServer struct {
 	status atomic.Int32
 }
 
-func newDiscoveryServer(t *testing.T, doc map[string]string) *discoveryServer {
+func newDiscoveryServer(t *testing.T, doc map[string]string, backend *fakeAuthd) *discoveryServer {
 	t.Helper()
 	d := &discoveryServer{}
 	mux := http.NewServeMux()
@@ -35,18 +37,26 @@ func newDiscoveryServer(t *testing.T, doc map[string]string) *discoveryServer {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(doc)
 	})
+	if backend != nil {
+		target, _ := url.Parse(backend.srv.URL)
+		mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
+	}
 	d.srv = httptest.NewServer(mux)
 	t.Cleanup(d.srv.Close)
 	return d
 }
 
-// docFor is authd's document for issuer, its endpoints on the fake authd f.
-func docFor(issuer string, f *fakeAuthd) map[string]string {
+// publicOrigin is where the documents below say the endpoints are: a host
+// nothing resolves, as authd's public issuer often is from inside a network.
+const publicOrigin = "http://public.authd.invalid"
+
+// docFor is authd's document for issuer, its endpoints named on publicOrigin.
+func docFor(issuer string) map[string]string {
 	return map[string]string{
 		"issuer":                    issuer,
-		"token_endpoint":            f.srv.URL + "/token",
-		"jwks_uri":                  f.srv.URL + "/.well-known/jwks.json",
-		"revoked_sessions_endpoint": f.srv.URL + "/sessions/revoked",
+		"token_endpoint":            publicOrigin + "/token",
+		"jwks_uri":                  publicOrigin + "/.well-known/jwks.json",
+		"revoked_sessions_endpoint": publicOrigin + "/sessions/revoked",
 	}
 }
 
@@ -59,14 +69,15 @@ func quietConfig(issuerURL string, clk Clock) Config {
 }
 
 // TestDiscoveryEndpointsAndIssuer: with only IssuerURL and credentials, the
-// Verifier uses the endpoints the document names (they are on another host
-// than IssuerURL, which serves nothing else) and expects its issuer.
+// Verifier uses the paths of the endpoints the document names, on
+// IssuerURL's origin (the document names an unreachable public host), and
+// expects the document's issuer.
 func TestDiscoveryEndpointsAndIssuer(t *testing.T) {
 	key := newEdKey(t, "ed-1")
 	f := newFakeAuthd(t, key)
-	d := newDiscoveryServer(t, docFor(testIssuer, f))
+	d := newDiscoveryServer(t, docFor(testIssuer), f)
 	clk := &manualClock{now: testStart}
-	v, err := New(context.Background(), quietConfig(d.srv.URL+"/", clk))
+	v, err := New(context.Background(), quietConfig(d.srv.URL, clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +119,7 @@ func TestDiscoveryEndpointsAndIssuer(t *testing.T) {
 // until InitialTimeout, and none of its endpoints is contacted.
 func TestDiscoveryIssuerMismatch(t *testing.T) {
 	f := newFakeAuthd(t, newEdKey(t, "ed-1"))
-	d := newDiscoveryServer(t, docFor("https://evil.example", f))
+	d := newDiscoveryServer(t, docFor("https://evil.example"), f)
 	cfg := quietConfig(d.srv.URL, &manualClock{now: testStart})
 	cfg.Issuer = testIssuer
 	start := time.Now()
@@ -162,7 +173,7 @@ func TestDiscoveryAbsent(t *testing.T) {
 // like the JWKS and the feed, and does not fall back to the fixed paths.
 func TestDiscoveryRetried(t *testing.T) {
 	f := newFakeAuthd(t, newEdKey(t, "ed-1"))
-	d := newDiscoveryServer(t, docFor(testIssuer, f))
+	d := newDiscoveryServer(t, docFor(testIssuer), f)
 	d.status.Store(http.StatusServiceUnavailable)
 	go func() {
 		for d.hits.Load() < 2 {
@@ -213,9 +224,9 @@ func TestDiscoveryRejectsBadEndpoints(t *testing.T) {
 
 	// New refuses such a document instead of falling back.
 	f := newFakeAuthd(t, newEdKey(t, "ed-1"))
-	doc := docFor(testIssuer, f)
+	doc := docFor(testIssuer)
 	doc["token_endpoint"] = "/token"
-	d := newDiscoveryServer(t, doc)
+	d := newDiscoveryServer(t, doc, f)
 	cfg := quietConfig(d.srv.URL, &manualClock{now: testStart})
 	cfg.InitialTimeout = 200 * time.Millisecond
 	if v, err := New(context.Background(), cfg); err == nil {
@@ -223,5 +234,17 @@ func TestDiscoveryRejectsBadEndpoints(t *testing.T) {
 		t.Fatal("New accepted a relative token_endpoint")
 	} else if !strings.Contains(err.Error(), "token_endpoint") {
 		t.Errorf("error %q does not name token_endpoint", err)
+	}
+}
+
+func TestSameOrigin(t *testing.T) {
+	for _, tc := range []struct{ issuerURL, endpoint, want string }{
+		{"http://authd:8080", "https://auth.example.com/token", "http://authd:8080/token"},
+		{"https://authd.internal", "https://evil.example/.well-known/jwks.json", "https://authd.internal/.well-known/jwks.json"},
+		{"http://authd:8080", "https://auth.example.com/sessions/revoked?x=1", "http://authd:8080/sessions/revoked?x=1"},
+	} {
+		if got := sameOrigin(tc.issuerURL, tc.endpoint); got != tc.want {
+			t.Errorf("sameOrigin(%q, %q) = %q, want %q", tc.issuerURL, tc.endpoint, got, tc.want)
+		}
 	}
 }

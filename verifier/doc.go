@@ -5,14 +5,15 @@
 //
 // [New] needs little more than authd's address ([Config.IssuerURL]) and a
 // service credential. It first reads authd's RFC 8414 authorization server
-// metadata at IssuerURL + [DiscoveryPath] and from then on uses the token
-// endpoint, JWKS URI and revocation feed the document names; the document's
-// issuer becomes the expected "iss" unless [Config.Issuer] is set, in which
-// case a document naming another issuer makes New fail (RFC 8414 section
-// 3.3). authd builds those URLs from its AUTHD_ISSUER, its public base URL,
-// so the service must be able to reach that address, not only IssuerURL. An
-// authd that answers that path with 404 is read at its fixed paths under
-// IssuerURL, with IssuerURL as the expected issuer.
+// metadata at IssuerURL + [DiscoveryPath] and from then on uses the paths of
+// the token endpoint, JWKS URI and revocation feed the document names, on
+// IssuerURL's own scheme and host (authd builds those URLs from its public
+// AUTHD_ISSUER, which an internal service may not reach, and a document must
+// never redirect the client secret elsewhere). The document's issuer becomes
+// the expected "iss" unless [Config.Issuer] is set, in which case a document
+// naming another issuer makes New fail (RFC 8414 section 3.3). An authd that
+// answers that path with 404 is read at its fixed paths under IssuerURL,
+// with IssuerURL as the expected issuer.
 //
 // New then fetches authd's JWKS, exchanges a service credential for a token
 // (OAuth 2.0 client credentials) and loads the full revocation snapshot from

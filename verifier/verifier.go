@@ -55,9 +55,12 @@ type Config struct {
 	// IssuerURL is where authd answers, e.g. "https://auth.example.com".
 	// New first reads authd's RFC 8414 metadata at IssuerURL +
 	// DiscoveryPath ("/.well-known/oauth-authorization-server") and then
-	// uses the token_endpoint, jwks_uri and revoked_sessions_endpoint it
-	// names, wherever they point (authd builds them from its AUTHD_ISSUER).
-	// Where IssuerURL answers that path with 404 (an authd without
+	// uses the paths of the token_endpoint, jwks_uri and
+	// revoked_sessions_endpoint it names, always on IssuerURL's scheme and
+	// host: authd builds those URLs from its public AUTHD_ISSUER, which a
+	// service may not reach, and the client secret must never be sent to an
+	// origin the document chose. Where IssuerURL answers that path with 404
+	// (an authd without
 	// discovery), the JWKS is read from IssuerURL + "/.well-known/jwks.json",
 	// tokens are obtained from IssuerURL + "/token" and the feed is polled at
 	// IssuerURL + "/sessions/revoked". Required.

@@ -76,7 +76,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 	defer closePub()
 	issuer := token.NewIssuer(ks, cfg.Issuer, cfg.Audience, cfg.AccessTTL, clk)
-	sessions := session.NewService(db, hasher, issuer, clk, cfg.SessionTTL, pub, log)
+	sessions := session.NewService(db, hasher, issuer, clk, session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser}, pub, log)
 	sessions.SetObserver(m)
 	accounts := account.NewService(db, hasher, clk)
 	users := account.NewManager(db, hasher, clk, sessions)

@@ -191,7 +191,7 @@ func openManager(ctx context.Context, e env) (*account.Manager, func(), error) {
 	hasher := password.New(password.Default)
 	clk := clock.Real{}
 	// No token is minted here, so the session service needs no issuer.
-	sessions := session.NewService(db, hasher, nil, clk, cfg.SessionTTL, pub, log)
+	sessions := session.NewService(db, hasher, nil, clk, session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser}, pub, log)
 	return account.NewManager(db, hasher, clk, sessions), func() { closePub(); db.Close() }, nil
 }
 

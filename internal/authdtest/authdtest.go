@@ -41,14 +41,16 @@ const (
 
 // Options adjust the server; the zero value is a sensible default.
 type Options struct {
-	AccessTTL  time.Duration   // default 10m
-	SessionTTL time.Duration   // default 720h
-	Publisher  push.Publisher  // default push.Nop
-	Keys       *keys.Set       // default: one fresh EdDSA key
-	Clock      *clock.Manual   // default: a manual clock at a fixed time
-	DB         *postgres.DB    // default: a fresh database (pgtest.NewDB)
-	Start      time.Time       // initial clock time when Clock is nil; default now, to the second
-	Throttle   throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
+	AccessTTL  time.Duration // default 10m
+	SessionTTL time.Duration // default 720h
+	// MaxSessionsPerUser caps live sessions per user; default 0, no cap.
+	MaxSessionsPerUser int
+	Publisher          push.Publisher  // default push.Nop
+	Keys               *keys.Set       // default: one fresh EdDSA key
+	Clock              *clock.Manual   // default: a manual clock at a fixed time
+	DB                 *postgres.DB    // default: a fresh database (pgtest.NewDB)
+	Start              time.Time       // initial clock time when Clock is nil; default now, to the second
+	Throttle           throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
 }
 
 // Env is a running authd.
@@ -108,7 +110,7 @@ func Start(t testing.TB, o Options) *Env {
 	iss := token.NewIssuer(o.Keys, Issuer, Audience, o.AccessTTL, o.Clock)
 	env := &Env{
 		DB: o.DB, Clock: o.Clock, Keys: o.Keys, Issuer: iss, Log: log,
-		Sessions: session.NewService(o.DB, hasher, iss, o.Clock, o.SessionTTL, o.Publisher, log),
+		Sessions: session.NewService(o.DB, hasher, iss, o.Clock, session.Limits{SessionTTL: o.SessionTTL, MaxPerUser: o.MaxSessionsPerUser}, o.Publisher, log),
 		Accounts: account.NewService(o.DB, hasher, o.Clock),
 		Throttle: throttle.New(o.DB, o.Clock, o.Throttle, log),
 	}

@@ -21,7 +21,7 @@ var Names = []string{
 	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_METRICS_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
 	"AUTHD_SESSION_TTL", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
-	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
+	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 }
 
 // Config is authd's whole configuration.
@@ -44,6 +44,11 @@ type Config struct {
 	// SessionTTL is AUTHD_SESSION_TTL, a session's absolute lifetime: no
 	// refresh extends it. Default 720h; must not be shorter than AccessTTL.
 	SessionTTL time.Duration
+	// MaxSessionsPerUser is AUTHD_MAX_SESSIONS_PER_USER: a login that would
+	// give a user more live sessions revokes the oldest ones
+	// ('session_limit'). It bounds what revoking all of a user's sessions
+	// must write in one transaction. Default 1000, from 1 to 100000.
+	MaxSessionsPerUser int
 	// SigningKeys is AUTHD_SIGNING_KEYS: comma-separated PKCS#8 PEM files;
 	// the first signs. Empty means an ephemeral key (development only).
 	SigningKeys []string
@@ -95,6 +100,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if c.SessionRetention, err = duration(getenv, "AUTHD_SESSION_RETENTION", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if c.MaxSessionsPerUser, err = integer(getenv, "AUTHD_MAX_SESSIONS_PER_USER", 1000, 1, 100000); err != nil {
 		return Config{}, err
 	}
 	if c.LoginMaxFailuresAccount, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000); err != nil {
@@ -169,6 +177,7 @@ func (c Config) Redacted() []any {
 		"database_url", RedactURL(c.DatabaseURL),
 		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
+		"max_sessions_per_user", c.MaxSessionsPerUser,
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "redis_url", RedactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
@@ -198,9 +207,23 @@ func RedactURL(s string) string {
 	return u.Redacted()
 }
 
-// URLSecrets returns the secrets RedactURL masks, so that error text from
-// libraries that echo a URL can be scrubbed.
+// URLSecrets returns the secrets RedactURL masks, decoded and as they may be
+// escaped inside a URL, so that error text from libraries that echo a URL can
+// be scrubbed.
 func URLSecrets(s string) []string {
+	var out []string
+	for _, secret := range urlSecrets(s) {
+		out = append(out, secret)
+		for _, esc := range []string{url.QueryEscape(secret), url.PathEscape(secret), url.UserPassword("", secret).String()[1:]} {
+			if esc != secret {
+				out = append(out, esc)
+			}
+		}
+	}
+	return out
+}
+
+func urlSecrets(s string) []string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil

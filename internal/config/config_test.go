@@ -108,3 +108,16 @@ func TestRedactURLMasksQueryPasswords(t *testing.T) {
 		t.Errorf("a URL without secrets changed: %q", got)
 	}
 }
+
+func TestURLSecretsIncludeEscapedForms(t *testing.T) {
+	got := URLSecrets("postgres://authd:p%40ss%2Fw0rd@db/authd")
+	for _, want := range []string{"p@ss/w0rd", "p%40ss%2Fw0rd"} {
+		found := false
+		for _, g := range got {
+			found = found || g == want
+		}
+		if !found {
+			t.Errorf("URLSecrets = %q, lacks %q", got, want)
+		}
+	}
+}

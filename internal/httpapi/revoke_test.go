@@ -264,3 +264,25 @@ func TestAuthorization(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionLimitRevokesTheOldest(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{MaxSessionsPerUser: 3})
+	env.CreateUser(t, "many", "user", pw)
+	env.CreateUser(t, "verifier-svc", "service", "verifier service secret")
+	var logins []authdtest.TokenResponse
+	for range 5 {
+		logins = append(logins, env.Login(t, "many", pw))
+		env.Clock.Advance(time.Second) // distinct created_at, so "oldest" is defined
+	}
+	for i, l := range logins {
+		s := session(t, env, l.SID)
+		if evicted := i < 2; evicted != (s.RevokedAt != nil) || (evicted && *s.RevokedReason != "session_limit") {
+			t.Fatalf("login %d: %+v (want the two oldest revoked with session_limit)", i, s)
+		}
+	}
+	svc := env.ServiceToken(t, "verifier-svc", "verifier service secret")
+	res, body := env.Do(t, http.MethodGet, "/sessions/revoked", svc.AccessToken, "", nil)
+	if res.StatusCode != 200 || !strings.Contains(string(body), logins[0].SID) || !strings.Contains(string(body), logins[1].SID) {
+		t.Fatalf("feed %d %s lacks the evicted sessions", res.StatusCode, body)
+	}
+}

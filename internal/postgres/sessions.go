@@ -49,6 +49,10 @@ type NewSession struct {
 	// enabled.
 	UserCredentialsVersion int64
 	UserRole               string
+	// MaxLive, when positive, caps the user's live sessions: older ones
+	// beyond it are revoked with LimitReason in the same transaction.
+	MaxLive     int
+	LimitReason string
 }
 
 // ErrUserChanged means the user's password, role or state changed between a
@@ -60,27 +64,46 @@ var ErrUserChanged = errors.New("user changed during the grant")
 // checked the old password could insert its session just after a password
 // reset, disabling or role change had revoked the user's sessions, and
 // survive it. FOR SHARE makes the insert wait for such a change in flight
-// and then re-check; ErrUserChanged when it no longer holds.
-func (db *DB) CreateSession(ctx context.Context, s NewSession) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
-		SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
-		FROM users u
-		WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
-		FOR SHARE OF u`
-	tag, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
-		"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
-		"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
-		"cv": s.UserCredentialsVersion, "role": s.UserRole,
+// and then re-check; ErrUserChanged when it no longer holds. Sessions beyond
+// MaxLive, oldest first, are revoked in the same transaction and returned.
+func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]verifier.Revocation, error) {
+	var evicted []verifier.Revocation
+	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
+			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
+			FROM users u
+			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
+			FOR SHARE OF u`
+		tag, err := tx.Exec(ctx, q, pgx.NamedArgs{
+			"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
+			"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
+			"cv": s.UserCredentialsVersion, "role": s.UserRole,
+		})
+		if err != nil {
+			return fmt.Errorf("create session %s: %w", s.ID, translate(err))
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
+		}
+		if s.MaxLive <= 0 {
+			return nil
+		}
+		// Served by sessions_user_id_created_at_idx; reads at most MaxLive
+		// rows past the ones it revokes.
+		const evict = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason
+			WHERE id IN (SELECT id FROM sessions
+				WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at
+				ORDER BY created_at DESC, id DESC OFFSET @max)
+			  AND revoked_at IS NULL
+			RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
+		rows, _ := tx.Query(ctx, evict, pgx.NamedArgs{"at": s.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
+		evicted, err = pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+		if err != nil {
+			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("create session %s: %w", s.ID, translate(err))
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
-	}
-	return nil
+	return evicted, err
 }
 
 // RefreshState is a session found by a presented refresh token, locked for

@@ -34,6 +34,7 @@ const (
 	ReasonUserLogoutAll = "user_logout_all"
 	ReasonAdminRevoke   = "admin_revoke"
 	ReasonRefreshReuse  = "refresh_token_reuse"
+	ReasonSessionLimit  = "session_limit"
 )
 
 // Grant types, as the token endpoint names them.
@@ -112,20 +113,29 @@ func (nopObserver) Revoked(string, int) {}
 
 // Service applies the session rules.
 type Service struct {
-	db         *postgres.DB
-	hasher     *password.Hasher
-	issuer     *token.Issuer
-	clock      clock.Clock
-	sessionTTL time.Duration
-	pub        push.Publisher
-	log        *slog.Logger
-	obs        Observer
+	db     *postgres.DB
+	hasher *password.Hasher
+	issuer *token.Issuer
+	clock  clock.Clock
+	limits Limits
+	pub    push.Publisher
+	log    *slog.Logger
+	obs    Observer
+}
+
+// Limits bound sessions.
+type Limits struct {
+	// SessionTTL is a session's absolute lifetime.
+	SessionTTL time.Duration
+	// MaxPerUser is how many live sessions a user may have; a login beyond
+	// it revokes the oldest (ReasonSessionLimit). Zero means no limit.
+	MaxPerUser int
 }
 
 // NewService wires a Service. It reports to no Observer until SetObserver.
 func NewService(db *postgres.DB, h *password.Hasher, iss *token.Issuer, c clock.Clock,
-	sessionTTL time.Duration, pub push.Publisher, log *slog.Logger) *Service {
-	return &Service{db: db, hasher: h, issuer: iss, clock: c, sessionTTL: sessionTTL, pub: pub, log: log, obs: nopObserver{}}
+	limits Limits, pub push.Publisher, log *slog.Logger) *Service {
+	return &Service{db: db, hasher: h, issuer: iss, clock: c, limits: limits, pub: pub, log: log, obs: nopObserver{}}
 }
 
 // SetObserver makes o hear of every grant and revocation from now on (nil:
@@ -216,7 +226,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	withRefresh := grant == GrantPassword
 	now := s.clock.Now()
 	sid := uuid.NewString()
-	end := now.Add(s.sessionTTL)
+	end := now.Add(s.limits.SessionTTL)
 	minted, err := s.issuer.Mint(u.ID, sid, u.Role, end)
 	if err != nil {
 		return Grant{}, err
@@ -225,6 +235,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
 		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
+		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
 	}
 	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
 	if withRefresh {
@@ -235,12 +246,14 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	} else {
 		ns.ExpiresAt = minted.ExpiresAt
 	}
-	if err := s.db.CreateSession(ctx, ns); err != nil {
+	evicted, err := s.db.CreateSession(ctx, ns)
+	if err != nil {
 		if errors.Is(err, postgres.ErrUserChanged) {
 			return Grant{}, ErrInvalidCredentials
 		}
 		return Grant{}, err
 	}
+	s.Announce(ctx, ReasonSessionLimit, evicted)
 	s.obs.TokenIssued(grant)
 	return g, nil
 }
