@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -38,9 +40,12 @@ func (h *handlers) throttled(c echo.Context, username string, grant func() (sess
 }
 
 // throttledCall runs fn, which checks a password, under the throttle:
-// refused at once while a delay lasts for key or the client IP; otherwise
-// counted as a failure before fn runs, and settled as a success unless fn's
-// error is one that wrong tells is a wrong password.
+// refused at once while a delay lasts for key or the client IP, or while as
+// many checks of either are in flight as the threshold still allows;
+// otherwise claimed before fn runs and settled after it, as a failure if
+// wrong tells fn's error is a wrong password, else as a success. Settling
+// does not follow the request's cancellation: a client that hangs up must
+// not leave its guess unrecorded.
 func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T, error), wrong func(error) bool) (T, error) {
 	var zero T
 	ctx, ip := c.Request().Context(), c.RealIP()
@@ -52,11 +57,18 @@ func throttledCall[T any](h *handlers, c echo.Context, key string, fn func() (T,
 		return zero, err
 	}
 	v, err := fn()
-	if err == nil || !wrong(err) {
-		if serr := h.Throttle.Succeed(ctx, key, ip); serr != nil {
-			// The call stands; the count only lingers until it is forgotten.
-			h.Log.WarnContext(ctx, "throttle: settling a success failed", "err", serr)
+	settle := context.WithoutCancel(ctx)
+	if err != nil && wrong(err) {
+		if ferr := h.Throttle.Fail(settle, key, ip); ferr != nil {
+			// An unrecorded wrong guess must not be answered as one: the
+			// caller gets a 500 (the claim stays in flight until it expires).
+			return zero, fmt.Errorf("throttle: recording a wrong password: %w", ferr)
 		}
+		return v, err
+	}
+	if serr := h.Throttle.Succeed(settle, key, ip); serr != nil {
+		// The call stands; the claim only lingers until it expires.
+		h.Log.WarnContext(ctx, "throttle: settling an attempt failed", "err", serr)
 	}
 	return v, err
 }

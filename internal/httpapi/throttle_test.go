@@ -1,7 +1,10 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -124,6 +127,17 @@ func TestThrottleUnknownUsernamesLikeKnownOnes(t *testing.T) {
 	}
 }
 
+// ipRow is the stored count of the test client's address (the only one).
+func ipRow(t *testing.T, env *authdtest.Env) (failures int, lastFailedAt time.Time) {
+	t.Helper()
+	err := env.DB.Pool().QueryRow(context.Background(),
+		`SELECT failures, last_failed_at FROM login_failures WHERE scope = 'ip'`).Scan(&failures, &lastFailedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return failures, lastFailedAt
+}
+
 func TestThrottlePerIP(t *testing.T) {
 	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresIP: 3}})
 	env.CreateUser(t, "dave", "user", acctPW)
@@ -132,23 +146,143 @@ func TestThrottlePerIP(t *testing.T) {
 			t.Fatalf("%s: %+v", u, a)
 		}
 	}
+	failedAt := env.Clock.Now()
 	if a := throttleAttempt(t, env, passwordForm("dave", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
 		t.Fatalf("fourth account from one IP: %+v", a)
 	}
 	env.Clock.Advance(time.Second)
 	env.Login(t, "dave", acctPW)
-	// A success clears the account's count, not the IP's: an address over
-	// its threshold waits the delay between any two attempts.
-	if a := throttleAttempt(t, env, passwordForm("u4", wrongPW)); a.Status != 429 || a.RetryAfter != "1" {
-		t.Fatalf("right after a success from a throttled IP: %+v", a)
+	// A success neither clears the IP's count nor moves its last failure,
+	// so it leaves no delay behind it.
+	if n, at := ipRow(t, env); n != 3 || !at.Equal(failedAt) {
+		t.Fatalf("IP row after a success: %d failures, last at %s; want 3 at %s", n, at, failedAt)
 	}
-	env.Clock.Advance(time.Second)
 	if a := throttleAttempt(t, env, passwordForm("u4", wrongPW)); a.Status != 400 {
-		t.Fatalf("after the delay: %+v", a)
+		t.Fatalf("right after a success, once the delay ran out: %+v", a)
 	}
 	if a := throttleAttempt(t, env, passwordForm("dave", acctPW)); a.Status != 429 || a.RetryAfter != "2" {
 		t.Fatalf("IP count survived the success: %+v", a)
 	}
+	env.Clock.Advance(2 * time.Second)
+	lastFailure := env.Clock.Now().Add(-2 * time.Second)
+
+	// Correct logins through the following day do not keep the address's
+	// failures alive: a day after its last failure it is forgotten.
+	for range 4 {
+		env.Login(t, "dave", acctPW)
+		env.Clock.Advance(6 * time.Hour)
+	}
+	if n, at := ipRow(t, env); n != 4 || !at.Equal(lastFailure) {
+		t.Fatalf("IP row after a day of successes: %d failures, last at %s; want 4 at %s", n, at, lastFailure)
+	}
+	env.Login(t, "dave", acctPW)
+	for _, u := range []string{"u5", "u6"} {
+		if a := throttleAttempt(t, env, passwordForm(u, wrongPW)); a.Status != 400 {
+			t.Fatalf("%s a day after the last failure: %+v, want the IP's count forgotten", u, a)
+		}
+	}
+	env.Login(t, "dave", acctPW) // two failures: below the threshold again
+}
+
+// concurrently sends n requests at once and returns their answers.
+func concurrently(t *testing.T, env *authdtest.Env, n int, form func(i int) url.Values) []throttleAnswer {
+	t.Helper()
+	out := make([]throttleAnswer, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res, err := http.PostForm(env.URL+"/token", form(i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			out[i] = throttleAnswer{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Body: string(body)}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
+// wantOKOrBusy checks that every answer is a 200 or a 429 asking to retry
+// in a second, and at least least 200s. The tests set a base delay of a
+// minute, so a 429 answered with 1 comes from attempts in flight, never
+// from a delay earned by failures.
+func wantOKOrBusy(t *testing.T, got []throttleAnswer, least int) (ok int) {
+	t.Helper()
+	for i, a := range got {
+		switch {
+		case a.Status == 200:
+			ok++
+		case a.Status == 429 && a.RetryAfter == "1":
+		default:
+			t.Fatalf("request %d: %+v", i, a)
+		}
+	}
+	if ok < least {
+		t.Fatalf("%d of %d correct requests answered 200, want at least %d", ok, len(got), least)
+	}
+	t.Logf("%d of %d answered 200", ok, len(got))
+	return ok
+}
+
+// TestConcurrentCorrectClientCredentials: a service client that requests
+// tokens in parallel is never delayed by its own correct requests.
+func TestConcurrentCorrectClientCredentials(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 5, Base: time.Minute}})
+	env.CreateUser(t, "billing", "service", acctPW)
+	got := concurrently(t, env, 30, func(int) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {"billing"}, "client_secret": {acctPW}}
+	})
+	wantOKOrBusy(t, got, 5)
+	env.ServiceToken(t, "billing", acctPW) // no delay left behind, and no clock advance
+	if n, _ := ipRow(t, env); n != 0 {
+		t.Fatalf("IP charged %d failures by correct requests", n)
+	}
+}
+
+// TestConcurrentCorrectLoginsFromOneIP: many users behind one address
+// (a NAT) logging in at once are not throttled as a spray.
+func TestConcurrentCorrectLoginsFromOneIP(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresIP: 20, Base: time.Minute}})
+	for i := range 30 {
+		env.CreateUser(t, "nat"+strconv.Itoa(i), "user", acctPW)
+	}
+	got := concurrently(t, env, 30, func(i int) url.Values { return passwordForm("nat"+strconv.Itoa(i), acctPW) })
+	wantOKOrBusy(t, got, 20)
+	for i, a := range got { // the address is not throttled afterwards
+		if a.Status != 200 {
+			env.Login(t, "nat"+strconv.Itoa(i), acctPW)
+		}
+	}
+	if n, _ := ipRow(t, env); n != 0 {
+		t.Fatalf("IP charged %d failures by correct logins", n)
+	}
+}
+
+// TestStaleClaimNoLongerBlocks: attempts claimed by a process that died
+// before settling them block the account only until throttle.PendingTTL.
+func TestStaleClaimNoLongerBlocks(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 5}})
+	env.CreateUser(t, "zoe", "user", acctPW)
+	ip, _, err := net.SplitHostPort(env.Server.Listener.Addr().String()) // the client's address too
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := env.Throttle.Begin(context.Background(), "login:zoe", ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a := throttleAttempt(t, env, passwordForm("zoe", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("with five attempts in flight: %+v", a)
+	}
+	env.Clock.Advance(throttle.PendingTTL + time.Second)
+	env.Login(t, "zoe", acctPW)
 }
 
 // TestParallelGuessesCannotOutrunTheThrottle sends a burst of wrong guesses
@@ -168,19 +302,22 @@ func TestParallelGuessesCannotOutrunTheThrottle(t *testing.T) {
 				return
 			}
 			res.Body.Close()
-			switch res.StatusCode {
-			case 400:
+			switch {
+			case res.StatusCode == 400:
 				checked.Add(1)
-			case 429:
+			case res.StatusCode == 429 && res.Header.Get("Retry-After") == "1":
 				throttled.Add(1)
 			default:
-				t.Errorf("status %d", res.StatusCode)
+				t.Errorf("status %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
 			}
 		}()
 	}
 	wg.Wait()
 	if checked.Load() != 5 || throttled.Load() != 25 {
 		t.Fatalf("%d guesses checked, %d throttled; want 5 and 25", checked.Load(), throttled.Load())
+	}
+	if n, _ := ipRow(t, env); n != 5 {
+		t.Fatalf("IP counts %d failures, want the 5 checked", n)
 	}
 }
 
@@ -251,4 +388,28 @@ func TestPasswordChangeIsThrottled(t *testing.T) {
 	if res := change(pw); res.StatusCode != http.StatusOK {
 		t.Fatalf("after the delay: %d, want 200", res.StatusCode)
 	}
+}
+
+// TestUnrecordedWrongPasswordIsNotAnswered: when a wrong password cannot be
+// counted, the caller gets a 500, not the answer to the guess.
+func TestUnrecordedWrongPasswordIsNotAnswered(t *testing.T) {
+	env := authdtest.Start(t, authdtest.Options{})
+	env.CreateUser(t, "yan", "user", acctPW)
+	_, err := env.DB.Pool().Exec(context.Background(), `
+		CREATE FUNCTION break_login_failures() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.failures > 0 AND (TG_OP = 'INSERT' OR NEW.failures > OLD.failures) THEN
+				RAISE EXCEPTION 'the failure counter is broken';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER break_login_failures BEFORE INSERT OR UPDATE ON login_failures
+			FOR EACH ROW EXECUTE FUNCTION break_login_failures();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := throttleAttempt(t, env, passwordForm("yan", wrongPW)); a.Status != 500 || !strings.Contains(a.Body, `"server_error"`) {
+		t.Fatalf("wrong password, not recorded: %+v", a)
+	}
+	env.Login(t, "yan", acctPW) // successes do not need the counter
 }

@@ -14,79 +14,145 @@ const (
 	ScopeIP      = "ip"      // key: the client address
 )
 
-// LoginFailures is the failure count of one throttling key.
+// LoginFailures is the state of one throttling key: its recorded failures
+// and the attempts in flight (claimed, not yet settled).
 type LoginFailures struct {
-	Scope        string    `db:"scope"`
-	Key          string    `db:"key"`
-	Failures     int       `db:"failures"`
+	Scope    string `db:"scope"`
+	Key      string `db:"key"`
+	Failures int    `db:"failures"`
+	// LastFailedAt is the time of the newest failure; for a row without
+	// failures, the time it was created.
 	LastFailedAt time.Time `db:"last_failed_at"`
+	Pending      int       `db:"pending"`
+	// PendingAt is the time of the newest claim, nil if none was made.
+	PendingAt *time.Time `db:"pending_at"`
 }
 
-// ClaimLoginAttempt decides, atomically per key, whether a login attempt may
-// go ahead. It serialises attempts on the account (compared as
-// lower(account)) and on ip (skipped when empty) with transaction-scoped
-// advisory locks, always account first so two claims cannot deadlock, reads
-// both counts, and asks wait how long the attempt must still wait. When it
-// need not, the attempt is charged in advance as a failure on both keys
-// (SettleLoginSuccess refunds it), so parallel guesses cannot all pass the
-// check before any of them is counted. A row quiet since before
-// forgetBefore starts again from one.
-func (db *DB) ClaimLoginAttempt(ctx context.Context, account, ip string, at, forgetBefore time.Time,
+// The rows of one attempt: account compared as lower(account), ip skipped
+// when empty. The VALUES lists keep the account row first, the order every
+// statement below locks the two rows in, so that none can deadlock another.
+const (
+	readLoginRows = `SELECT scope, key, failures, last_failed_at, pending, pending_at FROM login_failures
+		WHERE (scope = 'account' AND key = lower($1)) OR (scope = 'ip' AND key = $2 AND $2 <> '')`
+	loginKeys = `(VALUES ('account', lower(@account::text)), ('ip', @ip::text)) AS v (scope, key) WHERE v.key <> ''`
+)
+
+// ClaimLoginAttempt decides whether a login attempt may go ahead and, if so,
+// counts it as pending on both keys. wait tells from the rows read how long
+// the attempt must still wait; when it must, nothing is written.
+//
+// A plain read without locks comes first, so that an attempt refused anyway
+// costs one query and waits for nobody. Otherwise the attempt takes
+// transaction-scoped advisory locks on the account and on ip (always account
+// first, so two claims cannot deadlock), reads again and asks wait again:
+// claims of a key are serialised, so wait sees every claim made before it.
+// Then pending goes up by one and pending_at becomes at; pending left from
+// before staleBefore starts again from zero. Missing rows are created with
+// no failures.
+func (db *DB) ClaimLoginAttempt(ctx context.Context, account, ip string, at, staleBefore time.Time,
 	wait func([]LoginFailures) time.Duration) (time.Duration, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, readLoginRows, account, ip)
+	cur, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
+	if err != nil {
+		return 0, fmt.Errorf("login failures: %w", err)
+	}
+	if d := wait(cur); d > 0 {
+		return d, nil
+	}
 	var d time.Duration
-	err := db.inTx(ctx, func(tx pgx.Tx) error {
+	err = db.inTx(ctx, func(tx pgx.Tx) error {
+		// The read is a statement of its own, after the lock: its snapshot
+		// is taken once the lock is held. Both go in one round trip.
 		const lock = `SELECT pg_advisory_xact_lock(hashtextextended('login_failures/account/' || lower($1), 0)),
 			CASE WHEN $2 <> '' THEN pg_advisory_xact_lock(hashtextextended('login_failures/ip/' || $2, 0)) END`
-		if _, err := tx.Exec(ctx, lock, account, ip); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(lock, account, ip)
+		b.Queue(readLoginRows, account, ip)
+		br := tx.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			br.Close()
 			return fmt.Errorf("lock login failures: %w", err)
 		}
-		const read = `SELECT scope, key, failures, last_failed_at FROM login_failures
-			WHERE (scope = 'account' AND key = lower($1)) OR (scope = 'ip' AND key = $2 AND $2 <> '')`
-		rows, _ := tx.Query(ctx, read, account, ip)
+		rows, _ := br.Query()
 		cur, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return fmt.Errorf("login failures: %w", err)
 		}
 		if d = wait(cur); d > 0 {
 			return nil
 		}
-		const charge = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at)
-			SELECT v.scope, v.key, 1, @at
-			FROM (VALUES ('account', lower(@account::text)), ('ip', @ip::text)) AS v (scope, key)
-			WHERE v.key <> ''
+		const claim = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at, pending, pending_at)
+			SELECT v.scope, v.key, 0, @at, 1, @at FROM ` + loginKeys + `
 			ON CONFLICT (scope, key) DO UPDATE SET
-				failures = CASE WHEN f.last_failed_at < @forget THEN 1 ELSE LEAST(f.failures + 1, 1000000) END,
-				last_failed_at = GREATEST(f.last_failed_at, EXCLUDED.last_failed_at)`
-		if _, err := tx.Exec(ctx, charge, pgx.NamedArgs{"at": at, "account": account, "ip": ip, "forget": forgetBefore}); err != nil {
-			return fmt.Errorf("charge login attempt: %w", err)
+				pending = CASE WHEN f.pending_at IS NULL OR f.pending_at < @stale THEN 1
+					ELSE LEAST(f.pending + 1, 1000000) END,
+				pending_at = GREATEST(f.pending_at, EXCLUDED.pending_at)`
+		if _, err := tx.Exec(ctx, claim, pgx.NamedArgs{"at": at, "account": account, "ip": ip, "stale": staleBefore}); err != nil {
+			return fmt.Errorf("claim login attempt: %w", err)
 		}
 		return nil
 	})
 	return d, err
 }
 
-// SettleLoginSuccess undoes what ClaimLoginAttempt charged for an attempt
-// that succeeded: the account's failures are forgotten, and the ip is
-// refunded the one failure charged (its other failures stay, so one good
-// password does not reset a spray across many accounts).
+// SettleLoginFailure settles a claimed attempt whose password was wrong: on
+// both keys one failure more (one only, if the last failure is from before
+// forgetBefore), last_failed_at = at, and one attempt fewer in flight. One
+// statement; a missing row is created.
+func (db *DB) SettleLoginFailure(ctx context.Context, account, ip string, at, forgetBefore time.Time) error {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	const q = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at)
+		SELECT v.scope, v.key, 1, @at FROM ` + loginKeys + `
+		ON CONFLICT (scope, key) DO UPDATE SET
+			failures = CASE WHEN f.last_failed_at < @forget THEN 1 ELSE LEAST(f.failures + 1, 1000000) END,
+			last_failed_at = GREATEST(f.last_failed_at, EXCLUDED.last_failed_at),
+			pending = GREATEST(f.pending - 1, 0)`
+	if _, err := db.pool.Exec(ctx, q, pgx.NamedArgs{"at": at, "account": account, "ip": ip, "forget": forgetBefore}); err != nil {
+		return fmt.Errorf("record login failure: %w", err)
+	}
+	return nil
+}
+
+// SettleLoginSuccess settles a claimed attempt whose password was right (or
+// that failed for another reason): the account's failures are forgotten and
+// its row deleted once nothing is in flight; the ip only gets one attempt
+// fewer in flight, its failures and last_failed_at stay, so one good password
+// neither resets nor prolongs a spray across many accounts. The statements go
+// in one round trip, locking the account row before the ip row.
 func (db *DB) SettleLoginSuccess(ctx context.Context, account, ip string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `WITH a AS (DELETE FROM login_failures WHERE scope = 'account' AND key = lower($1)),
-			i AS (DELETE FROM login_failures WHERE scope = 'ip' AND key = $2 AND failures <= 1)
-		UPDATE login_failures SET failures = failures - 1 WHERE scope = 'ip' AND key = $2 AND failures > 1`
-	if _, err := db.pool.Exec(ctx, q, account, ip); err != nil {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE login_failures SET failures = 0, pending = GREATEST(pending - 1, 0)
+		WHERE scope = 'account' AND key = lower($1)`, account)
+	b.Queue(`DELETE FROM login_failures
+		WHERE scope = 'account' AND key = lower($1) AND failures = 0 AND pending = 0`, account)
+	b.Queue(`UPDATE login_failures SET pending = GREATEST(pending - 1, 0)
+		WHERE scope = 'ip' AND key = $1 AND $1 <> ''`, ip)
+	if err := db.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("settle login success: %w", err)
 	}
 	return nil
 }
 
-// DeleteLoginFailuresBefore deletes rows whose last failure is older than
-// before (login_failures_last_failed_at_idx).
-func (db *DB) DeleteLoginFailuresBefore(ctx context.Context, before time.Time) (int64, error) {
+// DeleteLoginFailuresBefore deletes rows whose last failure (or creation) is
+// older than before and that have no attempt in flight claimed since
+// staleBefore (login_failures_last_failed_at_idx). Rows locked right now are
+// in use and skipped, so pruning never waits for, or deadlocks with, a login.
+func (db *DB) DeleteLoginFailuresBefore(ctx context.Context, before, staleBefore time.Time) (int64, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	tag, err := db.pool.Exec(ctx, `DELETE FROM login_failures WHERE last_failed_at < $1`, before)
+	const q = `DELETE FROM login_failures WHERE (scope, key) IN (
+		SELECT scope, key FROM login_failures
+		WHERE last_failed_at < $1 AND (pending = 0 OR pending_at IS NULL OR pending_at < $2)
+		FOR UPDATE SKIP LOCKED)`
+	tag, err := db.pool.Exec(ctx, q, before, staleBefore)
 	if err != nil {
 		return 0, fmt.Errorf("delete old login failures: %w", err)
 	}

@@ -3,6 +3,13 @@
 // not such a user exists, so the answer never tells) and per client IP; past
 // a threshold every attempt must wait a delay that doubles with each further
 // failure, up to a cap, so an attacker cannot lock a real user out for long.
+//
+// An attempt is claimed (Begin) before its password is checked and settled
+// afterwards (Fail or Succeed). Claimed attempts are counted apart from
+// failures, as pending: the delay comes only from recorded failures, so
+// correct logins running at once never make each other wait, while pending
+// bounds how many checks of one key run at a time, so parallel guesses
+// cannot outrun the count.
 package throttle
 
 import (
@@ -18,6 +25,16 @@ import (
 
 // Forget is how long a key must stay quiet before its failures are forgotten.
 const Forget = 24 * time.Hour
+
+// PendingTTL is how long a claimed attempt counts as in flight if it is
+// never settled (a crashed process): longer than any request, so a live one
+// always settles first, and short enough that a crash cannot leave a key
+// blocked for long. It runs from the newest claim of the key.
+const PendingTTL = time.Minute
+
+// InFlightRetry is the Retry-After of an attempt refused because as many
+// attempts as the threshold allows are being checked right now.
+const InFlightRetry = time.Second
 
 // Config sets the thresholds and the delays.
 type Config struct {
@@ -96,18 +113,21 @@ func New(db *postgres.DB, c clock.Clock, cfg Config, log *slog.Logger) *Throttle
 	return &Throttle{db: db, clock: c, cfg: cfg.withDefaults(), log: log}
 }
 
-// Begin claims one attempt for account and ip. While a delay runs for
-// either it returns a *LimitedError and charges nothing; otherwise the
-// attempt is counted as a failure at once, before the password is checked,
-// so parallel guesses cannot all slip past the check. Call Succeed if the
-// password was right. It looks only at counts, never at the user, so known
-// and unknown usernames are treated alike.
+// Begin claims one attempt for account and ip, before the password is
+// checked. It returns a *LimitedError, and claims nothing, while a delay
+// runs for either key, or while so many attempts of either key are in
+// flight that, were they all wrong, the threshold would be reached: at most
+// threshold - failures checks of a key run at once before any of them is
+// recorded, and one at a time once it is over the threshold. An attempt
+// Begin allows must be settled with Fail or Succeed. It looks only at
+// counts, never at the user, so known and unknown usernames are treated
+// alike.
 func (t *Throttle) Begin(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}
 	now := t.clock.Now()
-	wait, err := t.db.ClaimLoginAttempt(ctx, account, ip, now, now.Add(-Forget), func(rows []postgres.LoginFailures) time.Duration {
+	wait, err := t.db.ClaimLoginAttempt(ctx, account, ip, now, now.Add(-PendingTTL), func(rows []postgres.LoginFailures) time.Duration {
 		return t.wait(rows, now)
 	})
 	if err != nil {
@@ -120,27 +140,51 @@ func (t *Throttle) Begin(ctx context.Context, account, ip string) error {
 	return nil
 }
 
-// wait is the longest delay still running among rows at now.
+// wait is how long an attempt must still wait at now given rows: the
+// longest delay still running, from recorded failures only, or InFlightRetry
+// when a key has as many attempts in flight as its threshold still allows.
 func (t *Throttle) wait(rows []postgres.LoginFailures, now time.Time) time.Duration {
 	var wait time.Duration
 	for _, r := range rows {
-		if r.LastFailedAt.Before(now.Add(-Forget)) {
-			continue
-		}
 		threshold := t.cfg.MaxFailuresAccount
 		if r.Scope == postgres.ScopeIP {
 			threshold = t.cfg.MaxFailuresIP
 		}
-		until := r.LastFailedAt.Add(Delay(r.Failures, threshold, t.cfg.Base, t.cfg.Max))
-		wait = max(wait, until.Sub(now))
+		failures := r.Failures
+		if r.LastFailedAt.Before(now.Add(-Forget)) {
+			failures = 0
+		}
+		if d := Delay(failures, threshold, t.cfg.Base, t.cfg.Max); d > 0 {
+			wait = max(wait, r.LastFailedAt.Add(d).Sub(now))
+		}
+		pending := r.Pending
+		if r.PendingAt == nil || r.PendingAt.Before(now.Add(-PendingTTL)) {
+			pending = 0 // left by an attempt that never settled
+		}
+		if pending > 0 && failures+pending >= threshold {
+			wait = max(wait, InFlightRetry)
+		}
 	}
 	return wait
 }
 
-// Succeed settles an attempt Begin allowed whose password was right: the
-// account's failures are forgotten and the ip gets back the one failure
-// Begin charged; the ip's other failures stay, so one good password does not
-// reset a spray across many accounts.
+// Fail settles an attempt Begin allowed whose password was wrong: one
+// failure more on both keys, and one attempt fewer in flight. If it returns
+// an error the failure is not recorded; the attempt then still counts as in
+// flight until PendingTTL, so it keeps its place under the threshold.
+func (t *Throttle) Fail(ctx context.Context, account, ip string) error {
+	if t == nil {
+		return nil
+	}
+	now := t.clock.Now()
+	return t.db.SettleLoginFailure(ctx, account, ip, now, now.Add(-Forget))
+}
+
+// Succeed settles an attempt Begin allowed whose password was right, or
+// that ended for another reason than a wrong password: the account's
+// failures are forgotten; the ip only gets one attempt fewer in flight, its
+// failures and the time of its last failure stay, so one good password
+// neither resets nor prolongs a spray across many accounts.
 func (t *Throttle) Succeed(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
@@ -148,8 +192,9 @@ func (t *Throttle) Succeed(ctx context.Context, account, ip string) error {
 	return t.db.SettleLoginSuccess(ctx, account, ip)
 }
 
-// Prune deletes counts that have been quiet for longer than Forget; they no
-// longer count anyway.
+// Prune deletes counts that have been quiet for longer than Forget and have
+// no attempt in flight; they no longer count anyway.
 func (t *Throttle) Prune(ctx context.Context) (int64, error) {
-	return t.db.DeleteLoginFailuresBefore(ctx, t.clock.Now().Add(-Forget))
+	now := t.clock.Now()
+	return t.db.DeleteLoginFailuresBefore(ctx, now.Add(-Forget), now.Add(-PendingTTL))
 }

@@ -6,13 +6,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
+	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
@@ -49,10 +53,11 @@ func TestLimitedErrorRetryAfterSeconds(t *testing.T) {
 	}
 }
 
-func setup(t *testing.T, cfg throttle.Config) (*throttle.Throttle, *clock.Manual) {
+func setup(t *testing.T, cfg throttle.Config) (*throttle.Throttle, *clock.Manual, *postgres.DB) {
 	t.Helper()
 	clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	return throttle.New(pgtest.NewDB(t), clk, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), clk
+	db := pgtest.NewDB(t)
+	return throttle.New(db, clk, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), clk, db
 }
 
 func retryAfter(t *testing.T, err error) time.Duration {
@@ -67,50 +72,127 @@ func retryAfter(t *testing.T, err error) time.Duration {
 	return le.RetryAfter
 }
 
+// row reads the stored state of one key; ok is false when there is no row.
+func row(t *testing.T, db *postgres.DB, scope, key string) (r postgres.LoginFailures, ok bool) {
+	t.Helper()
+	rows, _ := db.Pool().Query(context.Background(),
+		`SELECT scope, key, failures, last_failed_at, pending, pending_at FROM login_failures WHERE scope = $1 AND key = $2`, scope, key)
+	all, err := pgx.CollectRows(rows, pgx.RowToStructByName[postgres.LoginFailures])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) == 0 {
+		return r, false
+	}
+	return all[0], true
+}
+
 func TestThrottle(t *testing.T) {
 	ctx := context.Background()
-	// fail runs an attempt whose password is wrong: Begin, no Succeed.
+	// fail runs an attempt whose password is wrong.
 	fail := func(t *testing.T, th *throttle.Throttle, account, ip string) {
 		t.Helper()
 		if err := th.Begin(ctx, account, ip); err != nil {
 			t.Fatalf("Begin(%s, %s): %v", account, ip, err)
 		}
+		if err := th.Fail(ctx, account, ip); err != nil {
+			t.Fatalf("Fail(%s, %s): %v", account, ip, err)
+		}
+	}
+	// succeed runs an attempt whose password is right.
+	succeed := func(t *testing.T, th *throttle.Throttle, account, ip string) {
+		t.Helper()
+		if err := th.Begin(ctx, account, ip); err != nil {
+			t.Fatalf("Begin(%s, %s): %v", account, ip, err)
+		}
+		if err := th.Succeed(ctx, account, ip); err != nil {
+			t.Fatalf("Succeed(%s, %s): %v", account, ip, err)
+		}
 	}
 	t.Run("AccountCountIgnoresLetterCase", func(t *testing.T) {
 		t.Parallel()
-		th, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
+		th, _, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
 		fail(t, th, "Alice", "192.0.2.1")
 		fail(t, th, "ALICE", "192.0.2.1")
 		if got := retryAfter(t, th.Begin(ctx, "alice", "192.0.2.99")); got != time.Second {
 			t.Fatalf("retry after %s, want 1s", got)
 		}
 	})
-	t.Run("SuccessClearsTheAccountAndRefundsTheIP", func(t *testing.T) {
+	t.Run("FailRecordsAndSettles", func(t *testing.T) {
 		t.Parallel()
-		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 1, MaxFailuresIP: 2})
-		fail(t, th, "bob", "192.0.2.1") // account 1, ip 1
-		clk.Advance(time.Second)        // the account's delay runs out
-		if err := th.Begin(ctx, "bob", "192.0.2.1"); err != nil {
+		th, clk, db := setup(t, throttle.Config{})
+		if err := th.Begin(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		if err := th.Succeed(ctx, "bob", "192.0.2.1"); err != nil { // account cleared, ip back to 1
+		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
+			if r, _ := row(t, db, k[0], k[1]); r.Failures != 0 || r.Pending != 1 || r.PendingAt == nil || !r.PendingAt.Equal(clk.Now()) {
+				t.Fatalf("claimed %v: %+v, want no failure and one pending", k, r)
+			}
+		}
+		clk.Advance(time.Second)
+		if err := th.Fail(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
+		}
+		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
+			if r, _ := row(t, db, k[0], k[1]); r.Failures != 1 || r.Pending != 0 || !r.LastFailedAt.Equal(clk.Now()) {
+				t.Fatalf("failed %v: %+v, want one failure at %s and nothing pending", k, r, clk.Now())
+			}
+		}
+	})
+	t.Run("SuccessClearsTheAccountNotTheIP", func(t *testing.T) {
+		t.Parallel()
+		th, clk, db := setup(t, throttle.Config{MaxFailuresAccount: 1, MaxFailuresIP: 2})
+		fail(t, th, "bob", "192.0.2.1") // account 1, ip 1
+		failedAt := clk.Now()
+		clk.Advance(time.Second) // the account's delay runs out
+		succeed(t, th, "bob", "192.0.2.1")
+		if r, ok := row(t, db, postgres.ScopeAccount, "bob"); ok {
+			t.Fatalf("account row left after a success: %+v", r)
+		}
+		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 1 || r.Pending != 0 || !r.LastFailedAt.Equal(failedAt) {
+			t.Fatalf("ip row after a success: %+v, want its failure of %s untouched", r, failedAt)
 		}
 		if got := retryAfter(t, th.Begin(ctx, "bob", "192.0.2.3")); got != 0 {
 			t.Fatalf("account still throttled after a success: %s", got)
 		}
-		fail(t, th, "carl", "192.0.2.1") // ip 2: allowed only because the success was refunded
+		fail(t, th, "carl", "192.0.2.1") // ip 2: the success did not clear it
 		if got := retryAfter(t, th.Begin(ctx, "dan", "192.0.2.1")); got != time.Second {
 			t.Fatalf("ip: retry after %s, want 1s", got)
 		}
 	})
+	t.Run("SuccessDoesNotReArmTheIPsDelay", func(t *testing.T) {
+		t.Parallel()
+		th, clk, db := setup(t, throttle.Config{MaxFailuresIP: 2})
+		fail(t, th, "u1", "192.0.2.1")
+		fail(t, th, "u2", "192.0.2.1") // over the threshold: 1s
+		failedAt := clk.Now()
+		clk.Advance(time.Second)
+		succeed(t, th, "u3", "192.0.2.1")
+		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 2 || !r.LastFailedAt.Equal(failedAt) {
+			t.Fatalf("ip row after a success: %+v, want 2 failures at %s", r, failedAt)
+		}
+		succeed(t, th, "u4", "192.0.2.1") // no delay behind the success
+		clk.Advance(throttle.Forget)
+		succeed(t, th, "u5", "192.0.2.1")
+		clk.Advance(time.Second) // a day since the last failure, successes in between
+		fail(t, th, "u6", "192.0.2.1")
+		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 1 {
+			t.Fatalf("ip row a day after its last failure: %+v, want the count started again", r)
+		}
+		if got := retryAfter(t, th.Begin(ctx, "u7", "192.0.2.1")); got != 0 {
+			t.Fatalf("ip still throttled a day after its last failure: %s", got)
+		}
+	})
 	t.Run("DelayCappedAndRunsOut", func(t *testing.T) {
 		t.Parallel()
-		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 1, Max: 4 * time.Second})
-		for charged := 0; charged < 10; {
+		th, clk, _ := setup(t, throttle.Config{MaxFailuresAccount: 1, Max: 4 * time.Second})
+		for failed := 0; failed < 10; {
 			err := th.Begin(ctx, "carol", "")
 			if err == nil {
-				charged++
+				if err := th.Fail(ctx, "carol", ""); err != nil {
+					t.Fatal(err)
+				}
+				failed++
 				continue
 			}
 			clk.Advance(retryAfter(t, err)) // an attacker who waits out each delay
@@ -125,7 +207,7 @@ func TestThrottle(t *testing.T) {
 	})
 	t.Run("QuietDayForgets", func(t *testing.T) {
 		t.Parallel()
-		th, clk := setup(t, throttle.Config{MaxFailuresAccount: 3})
+		th, clk, _ := setup(t, throttle.Config{MaxFailuresAccount: 3})
 		for range 3 {
 			fail(t, th, "dave", "")
 		}
@@ -140,33 +222,185 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("prune: %d %v", n, err)
 		}
 	})
-	t.Run("ParallelGuessesAreCountedBeforeTheyAreChecked", func(t *testing.T) {
+	t.Run("PruneKeepsAttemptsInFlight", func(t *testing.T) {
 		t.Parallel()
-		th, _ := setup(t, throttle.Config{MaxFailuresAccount: 5})
+		th, clk, db := setup(t, throttle.Config{})
+		fail(t, th, "fay", "")
+		clk.Advance(throttle.Forget + time.Second)
+		if err := th.Begin(ctx, "fay", ""); err != nil { // quiet, but being checked
+			t.Fatal(err)
+		}
+		if n, err := th.Prune(ctx); err != nil || n != 0 {
+			t.Fatalf("prune with an attempt in flight: %d %v", n, err)
+		}
+		clk.Advance(throttle.PendingTTL + time.Second) // that attempt never settled
+		if n, err := th.Prune(ctx); err != nil || n != 1 {
+			t.Fatalf("prune after the claim expired: %d %v", n, err)
+		}
+		if r, ok := row(t, db, postgres.ScopeAccount, "fay"); ok {
+			t.Fatalf("row left: %+v", r)
+		}
+	})
+	t.Run("ParallelGuessesAreBoundedBeforeTheyAreChecked", func(t *testing.T) {
+		t.Parallel()
+		th, _, _ := setup(t, throttle.Config{MaxFailuresAccount: 5})
 		var allowed, limited atomic.Int64
 		var wg sync.WaitGroup
 		for range 40 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				switch err := th.Begin(ctx, "eve", "198.51.100.7"); {
 				case err == nil:
 					allowed.Add(1)
 				case errors.As(err, new(*throttle.LimitedError)):
+					if got := retryAfter(t, err); got != throttle.InFlightRetry {
+						t.Errorf("retry after %s, want %s", got, throttle.InFlightRetry)
+					}
 					limited.Add(1)
 				default:
 					t.Error(err)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		if allowed.Load() != 5 || limited.Load() != 35 {
 			t.Fatalf("%d attempts allowed, %d limited; want exactly the threshold, 5, allowed", allowed.Load(), limited.Load())
 		}
+		for range 5 { // all five were wrong: the delay starts, nothing more in flight
+			if err := th.Fail(ctx, "eve", "198.51.100.7"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := retryAfter(t, th.Begin(ctx, "eve", "198.51.100.8")); got != time.Second {
+			t.Fatalf("after five failures: retry after %s, want 1s", got)
+		}
+	})
+	t.Run("ParallelSuccessesLeaveNoDelay", func(t *testing.T) {
+		t.Parallel()
+		th, _, db := setup(t, throttle.Config{MaxFailuresAccount: 5, MaxFailuresIP: 20})
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				// Half share one account, all share the address.
+				account := "svc"
+				if i%2 == 1 {
+					account = "user" + strconv.Itoa(i)
+				}
+				switch err := th.Begin(ctx, account, "198.51.100.9"); {
+				case err == nil:
+					allowed.Add(1)
+					if err := th.Succeed(ctx, account, "198.51.100.9"); err != nil {
+						t.Error(err)
+					}
+				case errors.As(err, new(*throttle.LimitedError)):
+					if got := retryAfter(t, err); got != throttle.InFlightRetry {
+						t.Errorf("retry after %s, want %s", got, throttle.InFlightRetry)
+					}
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if allowed.Load() < 5 {
+			t.Fatalf("%d of 40 correct attempts allowed", allowed.Load())
+		}
+		if r, _ := row(t, db, postgres.ScopeIP, "198.51.100.9"); r.Failures != 0 || r.Pending != 0 {
+			t.Fatalf("ip row after successes only: %+v", r)
+		}
+		for _, account := range []string{"svc", "user1"} {
+			if got := retryAfter(t, th.Begin(ctx, account, "198.51.100.9")); got != 0 {
+				t.Fatalf("%s throttled after successes only: %s", account, got)
+			}
+		}
+	})
+	t.Run("OverTheThresholdOneAtATime", func(t *testing.T) {
+		t.Parallel()
+		th, clk, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
+		fail(t, th, "gil", "")
+		fail(t, th, "gil", "")
+		clk.Advance(time.Second) // the delay ran out
+		if err := th.Begin(ctx, "gil", ""); err != nil {
+			t.Fatal(err)
+		}
+		if got := retryAfter(t, th.Begin(ctx, "gil", "")); got != throttle.InFlightRetry {
+			t.Fatalf("a second attempt while one is checked: retry after %s, want %s", got, throttle.InFlightRetry)
+		}
+		if err := th.Succeed(ctx, "gil", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := th.Begin(ctx, "gil", ""); err != nil {
+			t.Fatalf("after the success: %v", err)
+		}
+	})
+	t.Run("ForgottenFailuresDoNotBoundAttemptsInFlight", func(t *testing.T) {
+		t.Parallel()
+		th, clk, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
+		fail(t, th, "hal", "")
+		fail(t, th, "hal", "")
+		clk.Advance(throttle.Forget + time.Second)
+		for i := range 2 {
+			if err := th.Begin(ctx, "hal", ""); err != nil {
+				t.Fatalf("attempt %d in flight a day after the failures: %v", i+1, err)
+			}
+		}
+		if th.Begin(ctx, "hal", "") == nil {
+			t.Fatal("a third attempt in flight was allowed")
+		}
+	})
+	t.Run("StalePendingNoLongerBlocks", func(t *testing.T) {
+		t.Parallel()
+		th, clk, db := setup(t, throttle.Config{MaxFailuresAccount: 2})
+		for range 2 { // claimed by a process that then crashed
+			if err := th.Begin(ctx, "ida", "192.0.2.5"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := retryAfter(t, th.Begin(ctx, "ida", "192.0.2.5")); got != throttle.InFlightRetry {
+			t.Fatalf("retry after %s, want %s", got, throttle.InFlightRetry)
+		}
+		clk.Advance(throttle.PendingTTL - time.Second)
+		if th.Begin(ctx, "ida", "192.0.2.5") == nil {
+			t.Fatal("claims expired before PendingTTL")
+		}
+		clk.Advance(2 * time.Second)
+		if err := th.Begin(ctx, "ida", "192.0.2.5"); err != nil {
+			t.Fatalf("after PendingTTL: %v", err)
+		}
+		if r, _ := row(t, db, postgres.ScopeAccount, "ida"); r.Pending != 1 {
+			t.Fatalf("pending %d, want the stale claims dropped and this one counted", r.Pending)
+		}
+	})
+	t.Run("RefusalTakesNoLockAndWritesNothing", func(t *testing.T) {
+		t.Parallel()
+		th, _, db := setup(t, throttle.Config{MaxFailuresIP: 1})
+		fail(t, th, "jo", "192.0.2.6") // the ip's delay runs
+		before, _ := row(t, db, postgres.ScopeIP, "192.0.2.6")
+		// Another attempt from the address holds its lock meanwhile.
+		tx, err := db.Pool().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('login_failures/ip/' || $1, 0))`, "192.0.2.6"); err != nil {
+			t.Fatal(err)
+		}
+		bctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if got := retryAfter(t, th.Begin(bctx, "kim", "192.0.2.6")); got != time.Second {
+			t.Fatalf("retry after %s, want 1s", got)
+		}
+		if after, _ := row(t, db, postgres.ScopeIP, "192.0.2.6"); after.Failures != before.Failures ||
+			after.Pending != before.Pending || !after.LastFailedAt.Equal(before.LastFailedAt) || !after.PendingAt.Equal(*before.PendingAt) {
+			t.Fatalf("a refusal wrote: %+v, was %+v", after, before)
+		}
+		if r, ok := row(t, db, postgres.ScopeAccount, "kim"); ok {
+			t.Fatalf("a refusal created a row: %+v", r)
+		}
 	})
 	t.Run("NilThrottleAllows", func(t *testing.T) {
 		var th *throttle.Throttle
-		if th.Begin(ctx, "x", "y") != nil || th.Succeed(ctx, "x", "y") != nil {
+		if th.Begin(ctx, "x", "y") != nil || th.Succeed(ctx, "x", "y") != nil || th.Fail(ctx, "x", "y") != nil {
 			t.Fatal("nil throttle refused")
 		}
 	})
