@@ -31,7 +31,7 @@ func TestPrunerDeletesOnlySessionsPastRetention(t *testing.T) {
 	mk := func(expiresAgo time.Duration) string {
 		sid := uuid.NewString()
 		end := now.Add(-expiresAgo)
-		err := db.CreateSession(ctx, postgres.NewSession{ID: sid, UserID: uid, CreatedAt: end.Add(-time.Hour),
+		_, err := db.CreateSession(ctx, postgres.NewSession{ID: sid, UserID: uid, CreatedAt: end.Add(-time.Hour),
 			ExpiresAt: end, JTI: uuid.NewString(), AccessExp: end, UserCredentialsVersion: 1, UserRole: "user"})
 		if err != nil {
 			t.Fatal(err)
