@@ -110,11 +110,3 @@ func includeRevoked(c echo.Context) (bool, error) {
 	}
 	return false, newProblem(http.StatusBadRequest, "include must be \"revoked\" or absent")
 }
-
-// decodeBody decodes a required JSON object body into v.
-func decodeBody(c echo.Context, v any) error {
-	if c.Request().ContentLength == 0 {
-		return newProblem(http.StatusBadRequest, "a JSON body is required")
-	}
-	return decodeOptionalJSON(c, v)
-}

@@ -26,7 +26,7 @@ type revokedCountResponse struct {
 // cannot be used to guess the password without limit).
 func (h *handlers) changePassword(c echo.Context) error {
 	var req changePasswordRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
 	p := principal(c)

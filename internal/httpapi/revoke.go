@@ -1,9 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -48,7 +45,7 @@ type revokeResponse struct {
 
 func (h *handlers) adminRevoke(c echo.Context) error {
 	var req revokeRequest
-	if err := decodeOptionalJSON(c, &req); err != nil {
+	if err := readJSON(c, &req, false); err != nil {
 		return err
 	}
 	r, err := h.Sessions.AdminRevoke(c.Request().Context(), principal(c), c.Param("sid"), req.Reason)
@@ -59,33 +56,4 @@ func (h *handlers) adminRevoke(c echo.Context) error {
 		SID: r.SID, RevokedAt: r.RevokedAt.UTC(), RevokedReason: r.RevokedReason,
 		RevokedByUserID: r.RevokedByUserID, AlreadyRevoked: r.AlreadyRevoked,
 	})
-}
-
-// decodeOptionalJSON decodes a JSON object body into v; an empty body leaves
-// v as it is. Unknown fields and trailing data are refused.
-func decodeOptionalJSON(c echo.Context, v any) error {
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errBodyTooLarge
-		}
-		return newProblem(http.StatusBadRequest, "the request body could not be read")
-	}
-	if len(body) == 0 {
-		return nil
-	}
-	return decodeJSON(body, v)
-}
-
-func decodeJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytesReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return newProblem(http.StatusBadRequest, "the body must be a JSON object with the documented fields: "+jsonErrorText(err))
-	}
-	if dec.More() {
-		return newProblem(http.StatusBadRequest, "the body must hold one JSON object")
-	}
-	return nil
 }

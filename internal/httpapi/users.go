@@ -43,7 +43,7 @@ type createUserResponse struct {
 // returned once.
 func (h *handlers) createUser(c echo.Context) error {
 	var req createUserRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
 	generated := ""
@@ -103,7 +103,7 @@ type updateUserResponse struct {
 // session of the user.
 func (h *handlers) updateUser(c echo.Context) error {
 	var req updateUserRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
 	if req.Disabled == nil && req.Role == nil {
@@ -125,7 +125,7 @@ type resetPasswordRequest struct {
 // resetPassword is PUT /users/{id}/password: every session is revoked.
 func (h *handlers) resetPassword(c echo.Context) error {
 	var req resetPasswordRequest
-	if err := decodeBody(c, &req); err != nil {
+	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
 	admin := principal(c).UserID
