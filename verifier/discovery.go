@@ -40,15 +40,16 @@ type metadata struct {
 	RevokedSessionsEndpoint string `json:"revoked_sessions_endpoint"`
 }
 
-// errBadIssuer marks a discovery document that names another issuer than
-// Config.Issuer: a configuration error, so New does not retry it.
-var errBadIssuer = errors.New("discovery: issuer mismatch")
+// errBadDocument marks a discovery document that cannot be used: it names
+// another issuer than Config.Issuer, or an endpoint that is not an absolute
+// http(s) URL. Both are configuration errors, so New does not retry them.
+var errBadDocument = errors.New("discovery: unusable document")
 
 // discover reads IssuerURL + DiscoveryPath. It returns found=false for a 404
 // (the fixed paths apply), the endpoints and issuer it names otherwise, the
 // endpoints' paths taken on IssuerURL's origin (sameOrigin). An
 // endpoint the document leaves out keeps its fixed path. A document whose
-// issuer differs from wantIssuer (when set) is refused with errBadIssuer
+// issuer differs from wantIssuer (when set) is refused with errBadDocument
 // (RFC 8414 section 3.3: its contents must not be used).
 func discover(ctx context.Context, client *http.Client, issuerURL, wantIssuer string) (ep endpoints, issuer string, found bool, err error) {
 	u := issuerURL + DiscoveryPath
@@ -86,7 +87,7 @@ func discover(ctx context.Context, client *http.Client, issuerURL, wantIssuer st
 	}
 	if wantIssuer != "" && md.Issuer != wantIssuer {
 		return endpoints{}, "", false, fmt.Errorf("%w: %s names issuer %q, Config.Issuer is %q",
-			errBadIssuer, u, md.Issuer, wantIssuer)
+			errBadDocument, u, md.Issuer, wantIssuer)
 	}
 	ep = fixedEndpoints(issuerURL)
 	for _, f := range []struct {
@@ -101,7 +102,7 @@ func discover(ctx context.Context, client *http.Client, issuerURL, wantIssuer st
 			continue
 		}
 		if err := checkEndpoint(issuerURL, f.value); err != nil {
-			return endpoints{}, "", false, fmt.Errorf("discovery: %s %q: %w", f.name, f.value, err)
+			return endpoints{}, "", false, fmt.Errorf("%w: %s %q: %w", errBadDocument, f.name, f.value, err)
 		}
 		*f.dst = sameOrigin(issuerURL, f.value)
 	}

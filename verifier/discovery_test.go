@@ -227,11 +227,13 @@ func TestDiscoveryRejectsBadEndpoints(t *testing.T) {
 	doc := docFor(testIssuer)
 	doc["token_endpoint"] = "/token"
 	d := newDiscoveryServer(t, doc, f)
-	cfg := quietConfig(d.srv.URL, &manualClock{now: testStart})
-	cfg.InitialTimeout = 200 * time.Millisecond
+	cfg := quietConfig(d.srv.URL, &manualClock{now: testStart}) // InitialTimeout 5s: the refusal must not wait for it
+	start := time.Now()
 	if v, err := New(context.Background(), cfg); err == nil {
 		_ = v.Close()
 		t.Fatal("New accepted a relative token_endpoint")
+	} else if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("New took %s; a malformed endpoint should fail at once", el)
 	} else if !strings.Contains(err.Error(), "token_endpoint") {
 		t.Errorf("error %q does not name token_endpoint", err)
 	}

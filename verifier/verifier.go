@@ -269,8 +269,8 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 
 // initialLoad reads the discovery document, then fetches the JWKS and the
 // full snapshot, retrying with backoff until all three succeeded or
-// InitialTimeout passed. A discovery document naming another issuer fails
-// at once.
+// InitialTimeout passed. An unusable discovery document (another issuer,
+// a malformed endpoint) fails at once.
 func (v *Verifier) initialLoad(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.InitialTimeout)
 	defer cancel()
@@ -280,7 +280,7 @@ func (v *Verifier) initialLoad(ctx context.Context) error {
 		if !discovered {
 			ep, issuer, found, err := discover(ctx, v.cfg.HTTPClient, v.cfg.IssuerURL, v.cfg.Issuer)
 			switch {
-			case errors.Is(err, errBadIssuer):
+			case errors.Is(err, errBadDocument):
 				return fmt.Errorf("verifier: %w", err)
 			case err != nil:
 				lastErr = err
