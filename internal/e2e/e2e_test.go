@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
@@ -36,31 +34,6 @@ const (
 	userPW    = "correct horse battery staple"
 	adminPW   = "admin horse battery staple"
 )
-
-// redisURL returns the test Redis, skipping the test if none answers (and
-// failing instead when CI is set).
-func redisURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("AUTHD_TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("AUTHD_TEST_REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Redis at %s unreachable and CI is set: %v", u, err)
-		}
-		t.Skipf("Redis at %s unreachable (set AUTHD_TEST_REDIS_URL): %v", u, err)
-	}
-	return u
-}
 
 // proxy sits between the verifier and authd so tests can cut the feed (a
 // real connection failure) or point the verifier at another authd.
@@ -140,7 +113,7 @@ func setup(t testing.TB, o options) *fixture {
 	var ao authdtest.Options
 	var rURL string
 	if o.push {
-		rURL = redisURL(t)
+		rURL = authdtest.RedisURL(t)
 		pub, err := push.NewRedis(rURL, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -226,30 +225,8 @@ func TestFeedNeverMissesALateCommit(t *testing.T) {
 	}
 }
 
-func redisURL(t *testing.T) string {
-	u := os.Getenv("AUTHD_TEST_REDIS_URL")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("redis at %s: %v", u, err)
-		}
-		t.Skipf("no redis at %s: %v", u, err)
-	}
-	return u
-}
-
 func TestPushPublishesEachRevocation(t *testing.T) {
-	u := redisURL(t)
+	u := authdtest.RedisURL(t)
 	pub, err := push.NewRedis(u, authdtest.Start(t, authdtest.Options{}).Log, nil)
 	if err != nil {
 		t.Fatal(err)
