@@ -21,7 +21,7 @@ bench:
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -run '^$$' -bench . -benchmem ./...
 
-## build: a static binary, built as deploy/Dockerfile builds it
+## build: a static binary in bin/authd (deploy/Dockerfile runs this target)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/authd ./cmd/authd
 

@@ -1,8 +1,11 @@
+// The image's build step: `make build`, run the way deploy/Dockerfile runs it.
+
 package deploy_test
 
 import (
 	"bytes"
 	"debug/elf"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,34 +30,82 @@ func repoRoot(t *testing.T) string {
 	return abs
 }
 
-// TestImageBuildStep runs the Dockerfile's go build command as a plain
-// `go build` (same environment assignments, flags and package, output in a
-// temporary directory), then runs the binary the way the image would.
+// copyBuildContext copies the repository at src into dst as `docker build`
+// sends it: without what Dockerfile.dockerignore leaves out.
+func copyBuildContext(t *testing.T, src, dst string) {
+	t.Helper()
+	pats := dockerignorePatterns(t)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if dockerignored(pats, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, info.Mode().Perm())
+		}
+		return nil // sockets and the like: docker does not send them either
+	})
+	if err != nil {
+		t.Fatalf("copying the build context: %v", err)
+	}
+}
+
+// TestImageBuildStep runs the image's build step, `make build`, in a copy of
+// the build context (the repository without what Dockerfile.dockerignore
+// leaves out), then runs the binary it writes the way the image would.
+// GOOS and GOARCH are the host's: the image sets them from the target platform.
 func TestImageBuildStep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the authd binary; skipped with -short")
 	}
-	b := dockerGoBuild(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "authd")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	args := append([]string{"build"}, b.flags...)
-	args = append(args, "-o", bin)
-	args = append(args, b.pkgs...)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = repoRoot(t)
-	cmd.Env = os.Environ()
-	for k, v := range b.env {
-		if strings.Contains(v, "$") { // GOOS=$TARGETOS and the like: build args of the image
-			continue
+	if _, err := exec.LookPath("make"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("make: %v", err)
 		}
-		cmd.Env = append(cmd.Env, k+"="+v)
+		t.Skipf("no make: %v", err)
 	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	copyBuildContext(t, repoRoot(t), src)
+
+	// go test puts the go command that runs it first on PATH, so the
+	// Makefile's default GO=go is this toolchain.
+	cmd := exec.Command("make", "build")
+	cmd.Dir = src
 	t.Logf("%s: %s", cmd.Dir, strings.Join(cmd.Args, " "))
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatalf("make build: %v\n%s", err, out)
+	}
+	bin := filepath.Join(src, filepath.FromSlash(makeBuildOutput))
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("make build did not write %s, which deploy/Dockerfile copies: %v", makeBuildOutput, err)
 	}
 
 	// `authd help` prints the usage and exits 0.
@@ -82,7 +133,7 @@ func TestImageBuildStep(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		return
 	}
-	// The flags did what the distroless static image relies on.
+	// The Makefile's flags did what the distroless static image relies on.
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +141,7 @@ func TestImageBuildStep(t *testing.T) {
 	defer f.Close()
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
-			t.Error("the binary has a dynamic loader (PT_INTERP): it is not static, distroless/static cannot run it")
+			t.Error("the binary has a dynamic loader (PT_INTERP): it is not static (CGO_ENABLED=0), distroless/static cannot run it")
 		}
 	}
 	if f.Section(".debug_info") != nil || f.Section(".symtab") != nil {
@@ -100,7 +151,9 @@ func TestImageBuildStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rr := repoRoot(t); bytes.Contains(data, []byte(rr+string(filepath.Separator))) {
-		t.Errorf("the binary embeds the build directory %s: -trimpath did not apply", rr)
+	for _, d := range []string{src, repoRoot(t)} {
+		if bytes.Contains(data, []byte(d+string(filepath.Separator))) {
+			t.Errorf("the binary embeds the build directory %s: -trimpath did not apply", d)
+		}
 	}
 }
