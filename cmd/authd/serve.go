@@ -9,22 +9,12 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/seedc5a8123e/authd/internal/account"
-	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/config"
-	"github.com/seedc5a8123e/authd/internal/feed"
-	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
-	"github.com/seedc5a8123e/authd/internal/keys"
-	"github.com/seedc5a8123e/authd/internal/metrics"
-	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
-	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/session"
-	"github.com/seedc5a8123e/authd/internal/throttle"
-	"github.com/seedc5a8123e/authd/internal/token"
 )
 
 // shutdownGrace is how long in-flight requests get after SIGTERM.
@@ -45,55 +35,34 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	log.Info("starting", cfg.Redacted()...)
-	clk := clock.Real{}
 
-	// Database and schema.
+	// Schema, then the whole graph (internal/app).
 	if !*noMigrate {
 		if err := migrateUp(cfg.DatabaseURL); err != nil {
 			return err
 		}
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
+	a, err := app.New(ctx, cfg, app.Deps{Log: log})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-
-	// Metrics, on this server's own registry.
-	m := metrics.New(prometheus.NewRegistry(), db.Pool())
-
-	// Signing keys.
-	ks, err := loadKeys(cfg, log)
-	if err != nil {
-		return err
+	defer a.Close()
+	if a.EphemeralKey {
+		log.Warn("AUTHD_SIGNING_KEYS is empty: signing with an EPHEMERAL key. FOR DEVELOPMENT ONLY: "+
+			"every token dies at restart and replicas cannot verify each other's tokens. "+
+			"Create a key with `authd keys generate --out FILE` and set AUTHD_SIGNING_KEYS.", "kid", a.Keys.Signing().ID)
+	} else {
+		log.Info("signing keys loaded", "signing_kid", a.Keys.Signing().ID, "published", len(a.Keys.All()))
 	}
-
-	// Domain services.
-	hasher := password.New(password.Default)
-	pub, closePub, err := newPublisher(cfg, log, m.PushFailed)
-	if err != nil {
-		return err
-	}
-	defer closePub()
-	issuer := token.NewIssuer(ks, cfg.Issuer, cfg.Audience, cfg.AccessTTL, clk)
-	sessions := session.NewService(db, hasher, issuer, clk, session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser}, pub, log)
-	sessions.SetObserver(m)
-	accounts := account.NewService(db, hasher, clk)
-	users := account.NewManager(db, hasher, clk, sessions)
-	loginThrottle := throttle.New(db, clk, throttleConfig(cfg), log)
 	if *bootstrap {
-		if err := bootstrapAdmin(ctx, db, accounts, cfg, e); err != nil {
+		if err := bootstrapAdmin(ctx, a, e); err != nil {
 			return err
 		}
 	}
 
-	// HTTP server.
+	// Listeners.
 	srv := &http.Server{
-		Handler: httpapi.NewServer(httpapi.Deps{
-			DB: db, Sessions: sessions, Accounts: accounts, Feed: feed.NewService(db, clk),
-			Keys: ks, Clock: clk, Log: log, Issuer: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
-			Users: users, Throttle: loginThrottle, Metrics: m, MetricsElsewhere: cfg.MetricsAddr != "",
-		}),
+		Handler:           a.Handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -109,7 +78,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	var metricsLn net.Listener
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", m.Handler())
+		mux.Handle("GET /metrics", a.Metrics.Handler())
 		metricsSrv = &http.Server{
 			Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -121,10 +90,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	}
 
 	// Background jobs.
-	sched, err := jobs.Start(ctx, cfg.PruneSchedule, &jobs.Pruner{
-		DB: db, Clock: clk, Retention: cfg.SessionRetention, Log: log, LoginFailures: loginThrottle,
-		OnRun: m.PruneRan,
-	}, log)
+	sched, err := jobs.Start(ctx, cfg.PruneSchedule, a.Pruner, log)
 	if err != nil {
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %w", err)
 	}
@@ -166,27 +132,6 @@ func serve(ctx context.Context, args []string, e env) error {
 	return nil
 }
 
-// newPublisher is the push wiring shared by serve and the admin commands:
-// Redis when AUTHD_REDIS_URL is set, else nothing.
-// onError, if not nil, counts failed publishes.
-func newPublisher(cfg config.Config, log *slog.Logger, onError func()) (push.Publisher, func(), error) {
-	if cfg.RedisURL == "" {
-		return push.Nop{}, func() {}, nil
-	}
-	r, err := push.NewRedis(cfg.RedisURL, log, onError)
-	if err != nil {
-		return nil, nil, fmt.Errorf("AUTHD_REDIS_URL: %w", err)
-	}
-	return r, func() { _ = r.Close() }, nil
-}
-
-func throttleConfig(cfg config.Config) throttle.Config {
-	return throttle.Config{
-		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresIP: cfg.LoginMaxFailuresIP,
-		Base: cfg.LoginBackoffBase, Max: cfg.LoginBackoffMax,
-	}
-}
-
 func migrateUp(dbURL string) error {
 	m, err := postgres.NewMigrator(dbURL)
 	if err != nil {
@@ -196,29 +141,11 @@ func migrateUp(dbURL string) error {
 	return m.Up()
 }
 
-func loadKeys(cfg config.Config, log *slog.Logger) (*keys.Set, error) {
-	if len(cfg.SigningKeys) > 0 {
-		ks, err := keys.LoadFiles(cfg.SigningKeys)
-		if err != nil {
-			return nil, fmt.Errorf("AUTHD_SIGNING_KEYS: %w", err)
-		}
-		log.Info("signing keys loaded", "signing_kid", ks.Signing().ID, "published", len(ks.All()))
-		return ks, nil
-	}
-	k, err := keys.Generate(keys.EdDSA)
-	if err != nil {
-		return nil, err
-	}
-	log.Warn("AUTHD_SIGNING_KEYS is empty: signing with an EPHEMERAL key. FOR DEVELOPMENT ONLY: "+
-		"every token dies at restart and replicas cannot verify each other's tokens. "+
-		"Create a key with `authd keys generate --out FILE` and set AUTHD_SIGNING_KEYS.", "kid", k.ID)
-	return keys.NewSet(k)
-}
-
 // bootstrapAdmin creates the user "admin" with a generated password the
 // first time, when no enabled admin exists, and prints its credentials once.
-func bootstrapAdmin(ctx context.Context, db *postgres.DB, accounts *account.Service, cfg config.Config, e env) error {
-	has, err := db.HasAdmin(ctx)
+func bootstrapAdmin(ctx context.Context, a *app.App, e env) error {
+	cfg := a.Config
+	has, err := a.DB.HasAdmin(ctx)
 	if err != nil {
 		return err
 	}
@@ -232,7 +159,7 @@ func bootstrapAdmin(ctx context.Context, db *postgres.DB, accounts *account.Serv
 	if err != nil {
 		return err
 	}
-	if _, err := accounts.Create(ctx, "admin", session.RoleAdmin, pw); err != nil {
+	if _, err := a.Accounts.Create(ctx, "admin", session.RoleAdmin, pw); err != nil {
 		return fmt.Errorf("bootstrap admin: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "created the first admin user; its password is shown only this once:\nusername: admin\npassword: %s\nlog in with:\n  %s\n",

@@ -35,7 +35,7 @@ func sessionList(ctx context.Context, args []string, e env) error {
 	if *username == "" {
 		return &usageError{"session list: --user is required"}
 	}
-	return withUser(ctx, e, *username, func(m *account.Manager, u postgres.User) error {
+	return withUser(ctx, e, *username, func(m *account.Service, u postgres.User) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SID\tCREATED\tEXPIRES\tREVOKED\tREASON\tIP\tUSER AGENT")
 		cursor := ""
@@ -64,12 +64,12 @@ func sessionRevoke(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	m, closeAll, err := openManager(ctx, e)
+	a, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	already, err := m.RevokeSession(ctx, pos[0], *reason)
+	defer a.Close()
+	already, err := a.Accounts.RevokeSession(ctx, pos[0], *reason)
 	if err != nil {
 		return fmt.Errorf("session %s: %w", pos[0], err)
 	}

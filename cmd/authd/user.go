@@ -10,11 +10,9 @@ import (
 	"strings"
 
 	"github.com/seedc5a8123e/authd/internal/account"
-	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/config"
-	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
-	"github.com/seedc5a8123e/authd/internal/session"
 )
 
 func userCmd(ctx context.Context, args []string, e env) error {
@@ -58,12 +56,12 @@ func userCreate(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
-	accounts, closeDB, err := openAccounts(ctx, e)
+	a, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
-	u, err := accounts.Create(ctx, *username, *role, pw)
+	defer a.Close()
+	u, err := a.Accounts.Create(ctx, *username, *role, pw)
 	if err != nil {
 		return err
 	}
@@ -83,20 +81,20 @@ func readPasswordLine(e env) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-func openAccounts(ctx context.Context, e env) (*account.Service, func(), error) {
+// openApp builds authd's graph for one admin command, as serve builds it, so
+// a change made here is announced (metrics, Redis push when AUTHD_REDIS_URL
+// is set) exactly as the API's would be.
+func openApp(ctx context.Context, e env) (*app.App, error) {
 	cfg, err := config.Load(e.getenv)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	return account.NewService(db, password.New(password.Default), clock.Real{}), db.Close, nil
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return app.New(ctx, cfg, app.Deps{Log: log})
 }
 
 // The commands below change existing users exactly as the admin endpoints
-// do, through account.Manager, with no acting user (revoked_by_user_id NULL).
+// do, through account.Service, with no acting user (revoked_by_user_id NULL).
 
 func userSetDisabled(ctx context.Context, disable bool, args []string, e env) error {
 	name := "user enable"
@@ -107,7 +105,7 @@ func userSetDisabled(ctx context.Context, disable bool, args []string, e env) er
 	if err != nil {
 		return err
 	}
-	return withUser(ctx, e, pos[0], func(m *account.Manager, u postgres.User) error {
+	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
 		u, n, err := m.Update(ctx, u.ID, account.Change{Disabled: &disable}, nil)
 		if err != nil {
 			return err
@@ -122,7 +120,7 @@ func userSetRole(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	return withUser(ctx, e, pos[0], func(m *account.Manager, u postgres.User) error {
+	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
 		u, n, err := m.Update(ctx, u.ID, account.Change{Role: &pos[1]}, nil)
 		if err != nil {
 			return err
@@ -141,7 +139,7 @@ func userResetPassword(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return errors.New("no password on stdin")
 	}
-	return withUser(ctx, e, pos[0], func(m *account.Manager, u postgres.User) error {
+	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
 		n, err := m.ResetPassword(ctx, u.ID, pw, nil)
 		if err != nil {
 			return err
@@ -171,40 +169,16 @@ func parsePositional(fs *flag.FlagSet, args []string, want ...string) ([]string,
 	return pos, nil
 }
 
-// openManager wires account.Manager as serve does, publishing revocations to
-// Redis when AUTHD_REDIS_URL is set.
-func openManager(ctx context.Context, e env) (*account.Manager, func(), error) {
-	cfg, err := config.Load(e.getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := postgres.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	pub, closePub, err := newPublisher(cfg, log, nil)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	hasher := password.New(password.Default)
-	clk := clock.Real{}
-	// No token is minted here, so the session service needs no issuer.
-	sessions := session.NewService(db, hasher, nil, clk, session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser}, pub, log)
-	return account.NewManager(db, hasher, clk, sessions), func() { closePub(); db.Close() }, nil
-}
-
 // withUser runs fn with the user called username.
-func withUser(ctx context.Context, e env, username string, fn func(*account.Manager, postgres.User) error) error {
-	m, closeAll, err := openManager(ctx, e)
+func withUser(ctx context.Context, e env, username string, fn func(*account.Service, postgres.User) error) error {
+	a, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	u, err := m.UserByName(ctx, username)
+	defer a.Close()
+	u, err := a.Accounts.UserByName(ctx, username)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", username, err)
 	}
-	return fn(m, u)
+	return fn(a.Accounts, u)
 }

@@ -1,5 +1,6 @@
-// Package account manages users: creation and the rules every username and
-// password must follow.
+// Package account manages users: creation, the rules every username and
+// password must follow, changes of role, state and password with the session
+// revocations each implies, and the lists of users and sessions.
 package account
 
 import (
@@ -14,8 +15,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/seedc5a8123e/authd/internal/clock"
-	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
 )
@@ -35,17 +34,15 @@ var (
 	ErrUserNotFound = errors.New("user not found")
 )
 
+// errBadRole names the roles there are.
+var errBadRole = &PolicyError{"role must be one of " + strings.Join(session.Roles, ", ")}
+
 // PolicyError says which rule a username, role or password broke.
 type PolicyError struct {
 	Rule string
 }
 
 func (e *PolicyError) Error() string { return e.Rule }
-
-// ValidRole reports whether r is one of the roles authd knows.
-func ValidRole(r string) bool {
-	return r == session.RoleUser || r == session.RoleAdmin || r == session.RoleService
-}
 
 // CheckUsername enforces the username rules.
 func CheckUsername(name string) error {
@@ -89,25 +86,13 @@ func GeneratePassword() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// Service manages users.
-type Service struct {
-	db     *postgres.DB
-	hasher *password.Hasher
-	clock  clock.Clock
-}
-
-// NewService wires a Service.
-func NewService(db *postgres.DB, h *password.Hasher, c clock.Clock) *Service {
-	return &Service{db: db, hasher: h, clock: c}
-}
-
 // Create makes a user after checking every rule, and returns it.
 func (s *Service) Create(ctx context.Context, username, role, pw string) (postgres.User, error) {
 	if err := CheckUsername(username); err != nil {
 		return postgres.User{}, err
 	}
-	if !ValidRole(role) {
-		return postgres.User{}, &PolicyError{"role must be one of user, admin, service"}
+	if !session.ValidRole(role) {
+		return postgres.User{}, errBadRole
 	}
 	if err := CheckPassword(username, pw); err != nil {
 		return postgres.User{}, err

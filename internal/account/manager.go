@@ -16,6 +16,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
 // Revocation reasons written by this package.
@@ -46,21 +47,32 @@ var (
 	ErrBadLimit = fmt.Errorf("limit must be an integer from 1 to %d", MaxLimit)
 )
 
-// Manager changes existing users (passwords, roles, disabling) and applies
-// the session revocations each change implies, all through
-// session.Service.RevokeUser, so every one reaches the feed and the push
-// channel with its own reason. by is the acting user, nil for an operator at
-// the command line.
-type Manager struct {
+// Service creates users, changes existing ones (passwords, roles,
+// disabling) and applies the session revocations each change implies, all
+// announced through session.Service, so every one reaches the feed and the
+// push channel with its own reason. by is the acting user, nil for an
+// operator at the command line.
+type Service struct {
 	db       *postgres.DB
 	hasher   *password.Hasher
 	clock    clock.Clock
 	sessions *session.Service
+	throttle *throttle.Throttle
 }
 
-// NewManager wires a Manager.
-func NewManager(db *postgres.DB, h *password.Hasher, c clock.Clock, sessions *session.Service) *Manager {
-	return &Manager{db: db, hasher: h, clock: c, sessions: sessions}
+// Deps is what a Service is made of; Throttle may be nil (no throttling of
+// password changes).
+type Deps struct {
+	DB       *postgres.DB
+	Hasher   *password.Hasher
+	Clock    clock.Clock
+	Sessions *session.Service
+	Throttle *throttle.Throttle
+}
+
+// NewService wires a Service.
+func NewService(d Deps) *Service {
+	return &Service{db: d.DB, hasher: d.Hasher, clock: d.Clock, sessions: d.Sessions, throttle: d.Throttle}
 }
 
 func checkUserID(id string) error {
@@ -78,7 +90,7 @@ func userErr(err error) error {
 }
 
 // User returns the user id.
-func (m *Manager) User(ctx context.Context, id string) (postgres.User, error) {
+func (m *Service) User(ctx context.Context, id string) (postgres.User, error) {
 	if err := checkUserID(id); err != nil {
 		return postgres.User{}, err
 	}
@@ -87,7 +99,7 @@ func (m *Manager) User(ctx context.Context, id string) (postgres.User, error) {
 }
 
 // UserByName returns the user called username in any letter case.
-func (m *Manager) UserByName(ctx context.Context, username string) (postgres.User, error) {
+func (m *Service) UserByName(ctx context.Context, username string) (postgres.User, error) {
 	u, err := m.db.UserByUsername(ctx, username)
 	return u, userErr(err)
 }
@@ -111,7 +123,7 @@ func CheckLimit(limit int) (int, error) {
 }
 
 // Users lists users whose name contains query, ignoring case, in name order.
-func (m *Manager) Users(ctx context.Context, query, cursor string, limit int) (UserPage, error) {
+func (m *Service) Users(ctx context.Context, query, cursor string, limit int) (UserPage, error) {
 	limit, err := CheckLimit(limit)
 	if err != nil {
 		return UserPage{}, err
@@ -153,12 +165,12 @@ type Change struct {
 // inside the tokens. Disabling or demoting the last enabled admin is
 // ErrLastAdmin. It returns the user as written and how many sessions it
 // revoked.
-func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) (postgres.User, int, error) {
+func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) (postgres.User, int, error) {
 	if err := checkUserID(id); err != nil {
 		return postgres.User{}, 0, err
 	}
-	if ch.Role != nil && !ValidRole(*ch.Role) {
-		return postgres.User{}, 0, &PolicyError{"role must be one of user, admin, service"}
+	if ch.Role != nil && !session.ValidRole(*ch.Role) {
+		return postgres.User{}, 0, errBadRole
 	}
 	now := m.clock.Now()
 	reason := ""
@@ -189,7 +201,7 @@ func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) 
 		if reason != "" {
 			// In the same transaction as the change: it never commits
 			// without its revocations, so a retry has nothing to repair.
-			next.Revoke = &postgres.Revocation{Reason: reason, By: by, At: now}
+			next.Revoke = &postgres.RevokeRequest{Reason: reason, By: by, At: now}
 		}
 		return next, nil
 	})
@@ -202,7 +214,7 @@ func (m *Manager) Update(ctx context.Context, id string, ch Change, by *string) 
 
 // ResetPassword sets the password of user id after checking the policy and
 // revokes all its sessions (ReasonPasswordReset).
-func (m *Manager) ResetPassword(ctx context.Context, id, pw string, by *string) (int, error) {
+func (m *Service) ResetPassword(ctx context.Context, id, pw string, by *string) (int, error) {
 	u, err := m.User(ctx, id)
 	if err != nil {
 		return 0, err
@@ -216,7 +228,7 @@ func (m *Manager) ResetPassword(ctx context.Context, id, pw string, by *string) 
 	}
 	now := m.clock.Now()
 	_, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: id, Hash: hash, At: now,
-		Revoke: &postgres.Revocation{Reason: ReasonPasswordReset, By: by, At: now}})
+		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordReset, By: by, At: now}})
 	if err != nil {
 		return 0, userErr(err)
 	}
@@ -227,7 +239,20 @@ func (m *Manager) ResetPassword(ctx context.Context, id, pw string, by *string) 
 // ChangePassword changes the caller's password when current is right and
 // revokes every other session of the caller (ReasonPasswordChange); the
 // caller's session stays live. A wrong current password changes nothing.
-func (m *Manager) ChangePassword(ctx context.Context, p session.Principal, current, next string) (int, error) {
+// Wrong current passwords are counted by the login throttle, under a key of
+// their own ("me-password:" and the user id), so a stolen access token cannot
+// be used to guess the password without limit. ip is the client's address.
+func (m *Service) ChangePassword(ctx context.Context, p session.Principal, current, next, ip string) (int, error) {
+	var n int
+	err := m.throttle.Guard(ctx, "me-password:"+p.UserID, ip, func() error {
+		var err error
+		n, err = m.changePassword(ctx, p, current, next)
+		return err
+	}, func(err error) bool { return errors.Is(err, ErrWrongPassword) })
+	return n, err
+}
+
+func (m *Service) changePassword(ctx context.Context, p session.Principal, current, next string) (int, error) {
 	u, err := m.db.UserByID(ctx, p.UserID)
 	if err != nil {
 		return 0, userErr(err)
@@ -248,7 +273,7 @@ func (m *Manager) ChangePassword(ctx context.Context, p session.Principal, curre
 	now := m.clock.Now()
 	changed, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{
 		UserID: u.ID, Expected: &u.PasswordHash, Hash: hash, At: now,
-		Revoke: &postgres.Revocation{Reason: ReasonPasswordChange, By: &p.UserID, At: now}, KeepSID: p.SID,
+		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordChange, By: &p.UserID, At: now}, KeepSID: p.SID,
 	})
 	if err != nil {
 		return 0, userErr(err)
@@ -261,7 +286,7 @@ func (m *Manager) ChangePassword(ctx context.Context, p session.Principal, curre
 }
 
 // RevokeAll revokes every live session of user id (ReasonAdminRevokeAll).
-func (m *Manager) RevokeAll(ctx context.Context, id string, by *string) (int, error) {
+func (m *Service) RevokeAll(ctx context.Context, id string, by *string) (int, error) {
 	if _, err := m.User(ctx, id); err != nil {
 		return 0, err
 	}
@@ -272,7 +297,7 @@ func (m *Manager) RevokeAll(ctx context.Context, id string, by *string) (int, er
 // same rules as session.Service.AdminRevoke (an empty reason is
 // session.ReasonAdminRevoke, a revoked session keeps its first revocation),
 // with revoked_by_user_id left NULL. already reports an earlier revocation.
-func (m *Manager) RevokeSession(ctx context.Context, sid, reason string) (already bool, err error) {
+func (m *Service) RevokeSession(ctx context.Context, sid, reason string) (already bool, err error) {
 	r, err := m.sessions.RevokeSession(ctx, sid, reason, nil)
 	return r.AlreadyRevoked, err
 }
@@ -285,7 +310,7 @@ type SessionPage struct {
 
 // Sessions lists the sessions of user id, newest first: live ones only
 // unless includeRevoked (then revoked and expired ones too).
-func (m *Manager) Sessions(ctx context.Context, id string, includeRevoked bool, cursor string, limit int) (SessionPage, error) {
+func (m *Service) Sessions(ctx context.Context, id string, includeRevoked bool, cursor string, limit int) (SessionPage, error) {
 	if err := checkUserID(id); err != nil {
 		return SessionPage{}, err
 	}

@@ -1,7 +1,8 @@
-// Package authdtest starts a complete authd for tests: the real HTTP handler
-// on a real listener (httptest), a fresh PostgreSQL database, and a manual
-// clock. Tests in several packages (httpapi, the verifier end-to-end tests)
-// share it so they all exercise the same wiring as `authd serve`.
+// Package authdtest starts a complete authd for tests: the graph built by
+// internal/app, as `authd serve` builds it, its HTTP handler on a real
+// listener (httptest), a fresh PostgreSQL database, and a manual clock.
+// Tests in several packages (httpapi, the verifier end-to-end tests) share it
+// so they all exercise the same wiring as production.
 package authdtest
 
 import (
@@ -19,9 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/clock"
-	"github.com/seedc5a8123e/authd/internal/feed"
-	"github.com/seedc5a8123e/authd/internal/httpapi"
+	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/password"
@@ -55,16 +56,17 @@ type Options struct {
 
 // Env is a running authd.
 type Env struct {
-	URL      string
-	Server   *httptest.Server
+	URL    string
+	Server *httptest.Server
+	// App is the graph, built by app.New exactly as `authd serve` builds it.
+	App      *app.App
 	DB       *postgres.DB
 	Clock    *clock.Manual
 	Keys     *keys.Set
 	Sessions *session.Service
 	Accounts *account.Service
-	Users    *account.Manager
 	Throttle *throttle.Throttle
-	Issuer   *token.Issuer
+	Signer   *token.Signer
 	Log      *slog.Logger
 	// Metrics is wired as in `authd serve` and served on /metrics; Registry
 	// is this server's own.
@@ -76,15 +78,46 @@ type Env struct {
 // internal/password.
 var cheapHash = password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
 
+// Config is the configuration Start passes to app.New for o: production's
+// defaults (config.Load with an empty environment) with o's fields over them.
+func Config(t testing.TB, o Options) config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		if k == "DATABASE_URL" {
+			return "postgres://unused.invalid/authd" // Start passes its own DB
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Issuer, cfg.Audience = Issuer, Audience
+	if o.AccessTTL != 0 {
+		cfg.AccessTTL = o.AccessTTL
+	}
+	if o.SessionTTL != 0 {
+		cfg.SessionTTL = o.SessionTTL
+	}
+	cfg.MaxSessionsPerUser = o.MaxSessionsPerUser // 0: no cap, unlike production
+	d := throttle.DefaultConfig()
+	cfg.LoginMaxFailuresAccount = or(o.Throttle.MaxFailuresAccount, d.MaxFailuresAccount)
+	cfg.LoginMaxFailuresIP = or(o.Throttle.MaxFailuresIP, d.MaxFailuresIP)
+	cfg.LoginBackoffBase = or(o.Throttle.Base, d.Base)
+	cfg.LoginBackoffMax = or(o.Throttle.Max, d.Max)
+	return cfg
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
 // Start runs authd until t ends.
 func Start(t testing.TB, o Options) *Env {
 	t.Helper()
-	if o.AccessTTL == 0 {
-		o.AccessTTL = 10 * time.Minute
-	}
-	if o.SessionTTL == 0 {
-		o.SessionTTL = 720 * time.Hour
-	}
 	if o.Publisher == nil {
 		o.Publisher = push.Nop{}
 	}
@@ -106,23 +139,19 @@ func Start(t testing.TB, o Options) *Env {
 		o.DB = pgtest.NewDB(t)
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	hasher := password.New(cheapHash)
-	iss := token.NewIssuer(o.Keys, Issuer, Audience, o.AccessTTL, o.Clock)
-	env := &Env{
-		DB: o.DB, Clock: o.Clock, Keys: o.Keys, Issuer: iss, Log: log,
-		Sessions: session.NewService(o.DB, hasher, iss, o.Clock, session.Limits{SessionTTL: o.SessionTTL, MaxPerUser: o.MaxSessionsPerUser}, o.Publisher, log),
-		Accounts: account.NewService(o.DB, hasher, o.Clock),
-		Throttle: throttle.New(o.DB, o.Clock, o.Throttle, log),
+	a, err := app.New(context.Background(), Config(t, o), app.Deps{
+		Log: log, Clock: o.Clock, DB: o.DB, Keys: o.Keys, Publisher: o.Publisher, Password: &cheapHash,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	env.Users = account.NewManager(o.DB, hasher, o.Clock, env.Sessions)
-	env.Registry = prometheus.NewRegistry()
-	env.Metrics = metrics.New(env.Registry, o.DB.Pool())
-	env.Sessions.SetObserver(env.Metrics)
-	env.Server = httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		DB: o.DB, Sessions: env.Sessions, Accounts: env.Accounts, Feed: feed.NewService(o.DB, o.Clock),
-		Keys: o.Keys, Clock: o.Clock, Log: log, Issuer: Issuer,
-		Users: env.Users, Throttle: env.Throttle, Metrics: env.Metrics,
-	}))
+	t.Cleanup(a.Close)
+	env := &Env{
+		App: a, DB: a.DB, Clock: o.Clock, Keys: a.Keys, Signer: a.Signer, Log: log,
+		Sessions: a.Sessions, Accounts: a.Accounts, Throttle: a.Throttle,
+		Metrics: a.Metrics, Registry: a.Registry,
+	}
+	env.Server = httptest.NewServer(a.Handler)
 	env.URL = env.Server.URL
 	t.Cleanup(env.Server.Close)
 	return env

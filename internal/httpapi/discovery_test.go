@@ -120,7 +120,7 @@ func TestDiscoveryIssuerTrailingSlash(t *testing.T) {
 	}
 	set, _ := keys.NewSet(k)
 	srv := httptest.NewServer(httpapi.NewServer(httpapi.Deps{
-		Keys: set, Issuer: "https://auth.example.com/", Log: slog.New(slog.DiscardHandler),
+		Keys: set, IssuerURL: "https://auth.example.com/", Log: slog.New(slog.DiscardHandler),
 	}))
 	t.Cleanup(srv.Close)
 	md, _ := getMetadata(t, srv.URL)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -53,24 +54,71 @@ var (
 		Detail: "the access token is invalid, expired or revoked", bearerError: "invalid_token"}
 )
 
-// tokenError maps a domain error from a grant to its RFC 6749 error.
-func tokenError(err error) error {
-	var oe *oauthError
-	switch {
-	case errors.As(err, &oe):
-		return oe
-	case errors.Is(err, session.ErrInvalidCredentials):
-		return &oauthError{http.StatusBadRequest, "invalid_grant", "invalid username or password"}
-	case errors.Is(err, session.ErrInvalidClient):
-		return &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
-	case errors.Is(err, session.ErrRefreshReused):
-		return &oauthError{http.StatusBadRequest, "invalid_grant", "refresh token was already used; the session has been revoked"}
-	case errors.Is(err, session.ErrInvalidRefresh):
-		return &oauthError{http.StatusBadRequest, "invalid_grant", "refresh token is invalid, expired or revoked"}
-	case errors.As(err, new(*throttle.LimitedError)): // Retry-After: throttled, account_routes.go
-		return &oauthError{http.StatusTooManyRequests, "invalid_request", "too many failed attempts; retry later"}
+// errInvalidClient is every failed client authentication on /token.
+var errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client", session.ErrInvalidClient.Error()}
+
+// errThrottled is both tables' answer to a *throttle.LimitedError; the
+// Retry-After header comes from the error itself (handleError).
+const errThrottled = "too many failed attempts; retry later"
+
+// tokenErrors maps domain errors from the grants to RFC 6749 errors. An
+// empty description is the sentinel's own text.
+var tokenErrors = []struct {
+	err    error
+	status int
+	code   string
+	desc   string
+}{
+	{session.ErrInvalidCredentials, http.StatusBadRequest, "invalid_grant", ""},
+	{session.ErrInvalidClient, http.StatusUnauthorized, "invalid_client", ""},
+	{session.ErrRefreshReused, http.StatusBadRequest, "invalid_grant", ""},
+	{session.ErrInvalidRefresh, http.StatusBadRequest, "invalid_grant", ""},
+}
+
+// problems maps domain errors to problem bodies everywhere but /token. An
+// empty detail is the sentinel's own text.
+var problems = []struct {
+	err    error
+	status int
+	detail string
+}{
+	{session.ErrForbidden, http.StatusForbidden, ""},
+	{session.ErrNotFound, http.StatusNotFound, "no session has this id"},
+	{session.ErrMalformedSID, http.StatusBadRequest, "the session id must be a UUID"},
+	{session.ErrBadReason, http.StatusBadRequest, ""},
+	{feed.ErrBadSince, http.StatusBadRequest, ""},
+	{account.ErrUsernameTaken, http.StatusConflict, "the username is taken"},
+	{account.ErrUserNotFound, http.StatusNotFound, "no user has this id"},
+	{account.ErrMalformedUserID, http.StatusBadRequest, "the user id must be a UUID"},
+	{account.ErrLastAdmin, http.StatusConflict, ""},
+	{account.ErrWrongPassword, http.StatusForbidden, ""},
+	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page"},
+	{account.ErrBadLimit, http.StatusBadRequest, ""},
+}
+
+func orText(s string, err error) string {
+	if s == "" {
+		return err.Error()
 	}
-	return err
+	return s
+}
+
+// tokenError maps a domain error from a grant to its RFC 6749 error; nil
+// for errors the table does not know.
+func tokenError(err error) *oauthError {
+	var oe *oauthError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	if errors.As(err, new(*throttle.LimitedError)) {
+		return &oauthError{http.StatusTooManyRequests, "invalid_request", errThrottled}
+	}
+	for _, e := range tokenErrors {
+		if errors.Is(err, e.err) {
+			return &oauthError{e.status, e.code, orText(e.desc, e.err)}
+		}
+	}
+	return nil
 }
 
 // toProblem maps any other error to a problem body; ok is false for errors
@@ -79,49 +127,27 @@ func toProblem(err error) (*problem, bool) {
 	var p *problem
 	var pe *account.PolicyError
 	var he *echo.HTTPError
-	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &p):
 		return p, true
-	case errors.As(err, &mbe):
+	case errors.As(err, new(*http.MaxBytesError)):
 		return errBodyTooLarge, true
 	case errors.Is(err, session.ErrInvalidToken):
 		return errBadToken, true
-	case errors.As(err, new(*throttle.LimitedError)): // Retry-After: throttledCall, account_routes.go
-		return newProblem(http.StatusTooManyRequests, "too many failed attempts; retry later"), true
-	case errors.Is(err, session.ErrForbidden):
-		return newProblem(http.StatusForbidden, "the caller's role does not allow this operation"), true
-	case errors.Is(err, session.ErrNotFound):
-		return newProblem(http.StatusNotFound, "no session has this id"), true
-	case errors.Is(err, session.ErrMalformedSID):
-		return newProblem(http.StatusBadRequest, "the session id must be a UUID"), true
-	case errors.Is(err, session.ErrBadReason):
-		return newProblem(http.StatusBadRequest, session.ErrBadReason.Error()), true
-	case errors.Is(err, feed.ErrBadSince):
-		return newProblem(http.StatusBadRequest, "since must be Unix seconds as decimal digits"), true
-	case errors.Is(err, account.ErrUsernameTaken):
-		return newProblem(http.StatusConflict, "the username is taken"), true
-	case errors.Is(err, account.ErrUserNotFound):
-		return newProblem(http.StatusNotFound, "no user has this id"), true
+	case errors.As(err, new(*throttle.LimitedError)):
+		return newProblem(http.StatusTooManyRequests, errThrottled), true
 	case errors.As(err, &pe):
 		return newProblem(http.StatusBadRequest, pe.Rule), true
-	// Account lifecycle.
-	case errors.Is(err, account.ErrMalformedUserID):
-		return newProblem(http.StatusBadRequest, "the user id must be a UUID"), true
-	case errors.Is(err, account.ErrLastAdmin):
-		return newProblem(http.StatusConflict, "cannot disable or demote the last enabled admin"), true
-	case errors.Is(err, account.ErrWrongPassword):
-		return newProblem(http.StatusForbidden, "the current password is wrong"), true
-	case errors.Is(err, account.ErrBadCursor):
-		return newProblem(http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page"), true
-	case errors.Is(err, account.ErrBadLimit):
-		return newProblem(http.StatusBadRequest, account.ErrBadLimit.Error()), true
 	case errors.As(err, &he):
-		msg := http.StatusText(he.Code)
 		if he.Code == http.StatusRequestEntityTooLarge {
 			return errBodyTooLarge, true
 		}
-		return newProblem(he.Code, strings.ToLower(msg)), he.Code < 500
+		return newProblem(he.Code, strings.ToLower(http.StatusText(he.Code))), he.Code < 500
+	}
+	for _, e := range problems {
+		if errors.Is(err, e.err) {
+			return newProblem(e.status, orText(e.detail, e.err)), true
+		}
 	}
 	return nil, false
 }
@@ -131,6 +157,9 @@ func toProblem(err error) (*problem, bool) {
 func (h *handlers) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
+	}
+	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
 	}
 	if c.Path() == "/token" || c.Request().URL.Path == "/token" {
 		h.writeTokenError(c, err)
@@ -154,8 +183,8 @@ func (h *handlers) handleError(err error, c echo.Context) {
 }
 
 func (h *handlers) writeTokenError(c echo.Context, err error) {
-	var oe *oauthError
-	if !errors.As(tokenError(err), &oe) {
+	oe := tokenError(err)
+	if oe == nil {
 		// Body limit and content type problems keep their status, with an
 		// RFC 6749 body so OAuth clients can still read them.
 		if p, ok := toProblem(err); ok {

@@ -1,13 +1,11 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
@@ -21,18 +19,14 @@ type revokedCountResponse struct {
 }
 
 // changePassword is POST /me/password: every other session of the caller is
-// revoked, the caller's own stays live. Wrong current passwords are counted
-// by the login throttle (under a key of their own, so a stolen access token
-// cannot be used to guess the password without limit).
+// revoked, the caller's own stays live (throttled like logins:
+// account.Service.ChangePassword).
 func (h *handlers) changePassword(c echo.Context) error {
 	var req changePasswordRequest
 	if err := readJSON(c, &req, true); err != nil {
 		return err
 	}
-	p := principal(c)
-	n, err := throttledCall(h, c, "me-password:"+p.UserID, func() (int, error) {
-		return h.Users.ChangePassword(c.Request().Context(), p, req.CurrentPassword, req.NewPassword)
-	}, func(err error) bool { return errors.Is(err, account.ErrWrongPassword) })
+	n, err := h.Accounts.ChangePassword(c.Request().Context(), principal(c), req.CurrentPassword, req.NewPassword, c.RealIP())
 	if err != nil {
 		return err
 	}
@@ -82,7 +76,7 @@ func (h *handlers) listSessions(c echo.Context, userID string) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.Users.Sessions(c.Request().Context(), userID, all, cursor, limit)
+	p, err := h.Accounts.Sessions(c.Request().Context(), userID, all, cursor, limit)
 	if err != nil {
 		return err
 	}

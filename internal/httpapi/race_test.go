@@ -13,6 +13,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/password"
 	sess "github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
 // loginStorm runs password grants for username from 8 goroutines until
@@ -70,7 +71,7 @@ func TestLoginRacingAUserChangeNeverOutlivesIt(t *testing.T) {
 		env := authdtest.Start(t, authdtest.Options{})
 		uid := env.CreateUser(t, "victim", "user", pw)
 		grants := loginStorm(t, env, "victim", func() {
-			if _, err := env.Users.ResetPassword(ctx, uid, "a brand new password 123", nil); err != nil {
+			if _, err := env.Accounts.ResetPassword(ctx, uid, "a brand new password 123", nil); err != nil {
 				t.Error(err)
 			}
 		})
@@ -85,11 +86,11 @@ func TestLoginRacingAUserChangeNeverOutlivesIt(t *testing.T) {
 		uid := env.CreateUser(t, "victim", "user", pw)
 		yes, no := true, false
 		grants := loginStorm(t, env, "victim", func() {
-			if _, _, err := env.Users.Update(ctx, uid, account.Change{Disabled: &yes}, nil); err != nil {
+			if _, _, err := env.Accounts.Update(ctx, uid, account.Change{Disabled: &yes}, nil); err != nil {
 				t.Error(err)
 			}
 		})
-		if _, _, err := env.Users.Update(ctx, uid, account.Change{Disabled: &no}, nil); err != nil {
+		if _, _, err := env.Accounts.Update(ctx, uid, account.Change{Disabled: &no}, nil); err != nil {
 			t.Fatal(err)
 		}
 		for _, g := range grants {
@@ -104,7 +105,7 @@ func TestLoginRacingAUserChangeNeverOutlivesIt(t *testing.T) {
 		uid := env.CreateUser(t, "boss", "admin", pw)
 		demote := "user"
 		grants := loginStorm(t, env, "boss", func() {
-			if _, _, err := env.Users.Update(ctx, uid, account.Change{Role: &demote}, nil); err != nil {
+			if _, _, err := env.Accounts.Update(ctx, uid, account.Change{Role: &demote}, nil); err != nil {
 				t.Error(err)
 			}
 		})
@@ -142,7 +143,7 @@ func TestUserChangeCommitsWithItsRevocations(t *testing.T) {
 	if st := patch(); st == http.StatusOK {
 		t.Fatal("PATCH succeeded while the revocation could not be written")
 	}
-	if u, _ := env.Users.User(ctx, bossID); u.Role != "admin" {
+	if u, _ := env.Accounts.User(ctx, bossID); u.Role != "admin" {
 		t.Fatalf("role is %q after a failed PATCH: the change committed without its revocation", u.Role)
 	}
 	_ = tx.Rollback(ctx)
@@ -158,7 +159,9 @@ func TestUserChangeCommitsWithItsRevocations(t *testing.T) {
 // older parameters rewrites it; logins that verified the old hash at the same
 // moment must still succeed, since the password did not change.
 func TestConcurrentLoginsSurviveARehash(t *testing.T) {
-	env := authdtest.Start(t, authdtest.Options{})
+	// PasswordGrant runs under the login throttle, whose in-flight bound
+	// would refuse some of 8 parallel logins of one account by itself.
+	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 100}})
 	ctx := context.Background()
 	uid := env.CreateUser(t, "old-hash", "user", pw)
 	older := password.New(password.Params{Memory: 32, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32})

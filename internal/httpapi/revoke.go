@@ -48,7 +48,8 @@ func (h *handlers) adminRevoke(c echo.Context) error {
 	if err := readJSON(c, &req, false); err != nil {
 		return err
 	}
-	r, err := h.Sessions.AdminRevoke(c.Request().Context(), principal(c), c.Param("sid"), req.Reason)
+	admin := principal(c).UserID // the route admits admins only
+	r, err := h.Sessions.RevokeSession(c.Request().Context(), c.Param("sid"), req.Reason, &admin)
 	if err != nil {
 		return err
 	}

@@ -225,7 +225,7 @@ func TestAuthorization(t *testing.T) {
 	// Tokens that must all be refused with invalid_token.
 	foreignKey, _ := keys.Generate(keys.EdDSA)
 	foreignSet, _ := keys.NewSet(foreignKey)
-	foreign, _ := token.NewIssuer(foreignSet, authdtest.Issuer, authdtest.Audience, time.Minute, env.Clock).
+	foreign, _ := token.NewSigner(foreignSet, authdtest.Issuer, authdtest.Audience, time.Minute, env.Clock).
 		Mint(claimsOf(t, admin.AccessToken).Subject, admin.SID, "admin", env.Clock.Now().Add(time.Hour))
 	c := claimsOf(t, admin.AccessToken)
 	c.Role = "admin"

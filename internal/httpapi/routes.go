@@ -9,19 +9,32 @@ import (
 	"github.com/seedc5a8123e/authd/internal/session"
 )
 
+// routes registers every route authd serves.
 func (h *handlers) routes(e *echo.Echo) {
+	bearer := h.authenticate(false)
+	admin := h.authenticate(false, session.RoleAdmin)
+
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
 	e.GET("/.well-known/jwks.json", h.jwks)
 	e.GET("/.well-known/oauth-authorization-server", h.metadata)
 
 	e.POST("/token", h.token)
-	h.accountRoutes(e)
 
 	// Only /logout accepts an already revoked session, for its idempotent answer.
 	e.POST("/logout", h.logout, h.authenticate(true))
-	e.POST("/logout/all", h.logoutAll, h.authenticate(false))
-	e.POST("/sessions/:sid/revoke", h.adminRevoke, h.authenticate(false, session.RoleAdmin))
+	e.POST("/logout/all", h.logoutAll, bearer)
+	e.POST("/me/password", h.changePassword, bearer)
+	e.GET("/sessions", h.mySessions, bearer)
+
+	e.POST("/sessions/:sid/revoke", h.adminRevoke, admin)
+	e.POST("/users", h.createUser, admin)
+	e.GET("/users", h.listUsers, admin)
+	e.GET("/users/:id", h.getUser, admin)
+	e.PATCH("/users/:id", h.updateUser, admin)
+	e.PUT("/users/:id/password", h.resetPassword, admin)
+	e.GET("/users/:id/sessions", h.userSessions, admin)
+	e.POST("/users/:id/sessions/revoke", h.revokeUserSessions, admin)
 	e.GET("/sessions/revoked", h.revokedFeed, h.authenticate(false, session.RoleService, session.RoleAdmin),
 		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
 		// cost several times the CPU for a few percent of bytes.

@@ -13,13 +13,11 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/seedc5a8123e/authd/internal/account"
-	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
-	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
@@ -30,19 +28,15 @@ const RequestTimeout = 10 * time.Second
 
 // Deps is everything the HTTP layer calls.
 type Deps struct {
-	DB             *postgres.DB
-	Sessions       *session.Service
-	Accounts       *account.Service
-	Feed           *feed.Service
-	Keys           *keys.Set
-	Clock          clock.Clock
-	Log            *slog.Logger
-	Issuer         string
+	DB       *postgres.DB // readiness only: every other call goes through a domain service
+	Sessions *session.Service
+	Accounts *account.Service
+	Feed     *feed.Service
+	Keys     *keys.Set
+	Log      *slog.Logger
+	// IssuerURL is the iss claim and the base of the metadata's URLs.
+	IssuerURL      string
 	TrustedProxies []netip.Prefix
-	// Account lifecycle (users, passwords, session lists) and the login
-	// brute-force throttle; a nil Throttle throttles nothing.
-	Users    *account.Manager
-	Throttle *throttle.Throttle
 	// Metrics counts requests, feed polls and throttled logins, and is
 	// served on GET /metrics unless MetricsElsewhere (a separate listener
 	// serves it, AUTHD_METRICS_ADDR). Nil: nothing is counted or served.

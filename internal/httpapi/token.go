@@ -40,48 +40,44 @@ func (h *handlers) token(c echo.Context) error {
 	meta := session.Meta{UserAgent: truncate(c.Request().UserAgent(), 512), IP: c.RealIP()}
 	var g session.Grant
 	switch gt := p["grant_type"]; gt {
-	case "password":
+	case session.GrantPassword:
 		user, pw, err := p.require("username", "password")
 		if err != nil {
 			return err
 		}
-		g, err = h.throttled(c, user, func() (session.Grant, error) { // brute-force throttle: account_routes.go
-			return h.Sessions.PasswordGrant(ctx, user, pw, meta)
-		})
-		if err != nil {
-			return tokenError(err)
+		if g, err = h.Sessions.PasswordGrant(ctx, user, pw, meta); err != nil {
+			return err
 		}
-	case "refresh_token":
+	case session.GrantRefreshToken:
 		rt, _, err := p.require("refresh_token", "")
 		if err != nil {
 			return err
 		}
-		g, err = h.Sessions.RefreshGrant(ctx, rt)
-		if err != nil {
-			return tokenError(err)
+		if g, err = h.Sessions.RefreshGrant(ctx, rt); err != nil {
+			return err
 		}
-	case "client_credentials":
+	case session.GrantClientCredentials:
 		id, secret, err := clientCredentials(c.Request(), p)
 		if err != nil {
 			return err
 		}
-		g, err = h.throttled(c, id, func() (session.Grant, error) { // brute-force throttle: account_routes.go
-			return h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta)
-		})
-		if err != nil {
-			return tokenError(err)
+		if g, err = h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta); err != nil {
+			return err
 		}
 	case "":
 		return invalidRequest("grant_type is required")
 	default:
-		return &oauthError{http.StatusBadRequest, "unsupported_grant_type",
-			"grant_type must be password, refresh_token or client_credentials"}
+		return errUnsupportedGrant
 	}
 	return c.JSON(http.StatusOK, tokenResponse{
 		AccessToken: g.AccessToken, TokenType: "Bearer", ExpiresIn: g.ExpiresIn,
 		RefreshToken: g.RefreshToken, SID: g.SID,
 	})
 }
+
+// errUnsupportedGrant names the grants there are.
+var errUnsupportedGrant = &oauthError{http.StatusBadRequest, "unsupported_grant_type",
+	"grant_type must be one of " + strings.Join(session.Grants, ", ")}
 
 type tokenParams map[string]string
 
@@ -208,17 +204,17 @@ func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
 		id, err1 = url.QueryUnescape(id)
 		secret, err2 = url.QueryUnescape(secret)
 		if err1 != nil || err2 != nil {
-			return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+			return "", "", errInvalidClient
 		}
 	} else {
 		id, secret = p["client_id"], p["client_secret"]
 	}
 	if id == "" || secret == "" {
-		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return "", "", errInvalidClient
 	}
 	if !utf8.ValidString(id) || !utf8.ValidString(secret) || strings.ContainsRune(id+secret, 0) ||
 		len(id) > maxParamBytes || len(secret) > maxParamBytes {
-		return "", "", &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return "", "", errInvalidClient
 	}
 	return id, secret, nil
 }

@@ -65,7 +65,7 @@ func (h *handlers) createUser(c echo.Context) error {
 }
 
 func (h *handlers) getUser(c echo.Context) error {
-	u, err := h.Users.User(c.Request().Context(), c.Param("id"))
+	u, err := h.Accounts.User(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,7 @@ func (h *handlers) listUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := h.Users.Users(c.Request().Context(), c.QueryParam("query"), cursor, limit)
+	p, err := h.Accounts.Users(c.Request().Context(), c.QueryParam("query"), cursor, limit)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (h *handlers) updateUser(c echo.Context) error {
 		return newProblem(http.StatusBadRequest, "the body must set disabled, role or both")
 	}
 	admin := principal(c).UserID
-	u, n, err := h.Users.Update(c.Request().Context(), c.Param("id"),
+	u, n, err := h.Accounts.Update(c.Request().Context(), c.Param("id"),
 		account.Change{Disabled: req.Disabled, Role: req.Role}, &admin)
 	if err != nil {
 		return err
@@ -129,7 +129,7 @@ func (h *handlers) resetPassword(c echo.Context) error {
 		return err
 	}
 	admin := principal(c).UserID
-	n, err := h.Users.ResetPassword(c.Request().Context(), c.Param("id"), req.Password, &admin)
+	n, err := h.Accounts.ResetPassword(c.Request().Context(), c.Param("id"), req.Password, &admin)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func (h *handlers) resetPassword(c echo.Context) error {
 
 // userSessions is GET /users/{id}/sessions.
 func (h *handlers) userSessions(c echo.Context) error {
-	if _, err := h.Users.User(c.Request().Context(), c.Param("id")); err != nil {
+	if _, err := h.Accounts.User(c.Request().Context(), c.Param("id")); err != nil {
 		return err
 	}
 	return h.listSessions(c, c.Param("id"))
@@ -147,7 +147,7 @@ func (h *handlers) userSessions(c echo.Context) error {
 // revokeUserSessions is POST /users/{id}/sessions/revoke.
 func (h *handlers) revokeUserSessions(c echo.Context) error {
 	admin := principal(c).UserID
-	n, err := h.Users.RevokeAll(c.Request().Context(), c.Param("id"), &admin)
+	n, err := h.Accounts.RevokeAll(c.Request().Context(), c.Param("id"), &admin)
 	if err != nil {
 		return err
 	}

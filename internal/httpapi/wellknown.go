@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/seedc5a8123e/authd/internal/session"
 )
 
 // jwksMaxAge lets verifiers cache the key set for five minutes. They refetch
@@ -39,7 +41,7 @@ type serverMetadata struct {
 // section 3.3 wants the two identical); the endpoint URLs are built from it
 // without its trailing slash.
 func (h *handlers) metadata(c echo.Context) error {
-	base := strings.TrimRight(h.Issuer, "/")
+	base := strings.TrimRight(h.IssuerURL, "/")
 	var algs []string
 	for _, k := range h.Keys.All() { // the signing key first
 		if !slices.Contains(algs, k.Alg) {
@@ -48,13 +50,13 @@ func (h *handlers) metadata(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", jwksMaxAge)
 	return c.JSON(http.StatusOK, serverMetadata{
-		Issuer:        h.Issuer,
+		Issuer:        h.IssuerURL,
 		TokenEndpoint: base + "/token",
 		JWKSURI:       base + "/.well-known/jwks.json",
 		// REQUIRED by RFC 8414 section 2; authd has no authorization
 		// endpoint, so no response type.
 		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{"password", "refresh_token", "client_credentials"},
+		GrantTypesSupported:               session.Grants,
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		AccessTokenSigningAlgsSupported:   algs,
 		RevokedSessionsEndpoint:           base + "/sessions/revoked",

@@ -42,7 +42,7 @@ func TestPrunerDeletesOnlySessionsPastRetention(t *testing.T) {
 	kept := []string{mk(retention - time.Second), mk(time.Hour), mk(-time.Hour) /* still live */}
 	// A revoked session inside retention stays too.
 	revoked := mk(time.Hour)
-	if _, err := db.RevokeSession(ctx, postgres.Revocation{SID: revoked, Reason: "user_logout", At: now.Add(-2 * time.Hour)}); err != nil {
+	if _, err := db.RevokeSession(ctx, postgres.RevokeRequest{SID: revoked, Reason: "user_logout", At: now.Add(-2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	kept = append(kept, revoked)

@@ -25,9 +25,6 @@ const (
 	PruneError = "error"
 )
 
-// Grants are the values of authd_tokens_issued_total's grant label.
-var Grants = []string{"password", "refresh_token", "client_credentials"}
-
 // Metrics is one server's collectors.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -47,7 +44,8 @@ type Metrics struct {
 
 // New registers authd's collectors on reg, with the Go runtime and process
 // collectors and, when pool is not nil, the database pool's statistics.
-func New(reg *prometheus.Registry, pool *pgxpool.Pool) *Metrics {
+// grants are the known values of the grant label, started at zero.
+func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics {
 	m := &Metrics{
 		reg: reg,
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -92,7 +90,7 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool) *Metrics {
 		reg.MustRegister(poolCollector{pool})
 	}
 	// Known label values start at zero, so rate() sees their first increment.
-	for _, g := range Grants {
+	for _, g := range grants {
 		m.tokensIssued.WithLabelValues(g)
 	}
 	m.pruneRuns.WithLabelValues(PruneOK)

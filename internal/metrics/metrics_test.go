@@ -10,7 +10,7 @@ import (
 )
 
 func TestHooks(t *testing.T) {
-	m := New(prometheus.NewRegistry(), nil)
+	m := New(prometheus.NewRegistry(), nil, nil)
 	m.PruneRan(3, nil)
 	m.PruneRan(2, errors.New("deadline exceeded"))
 	m.PruneRan(0, nil)
@@ -59,7 +59,7 @@ func TestNilRecordsNothing(t *testing.T) {
 // TestRegistriesAreIndependent: New on two registries in one process, as
 // tests that start several servers do, neither panics nor shares counts.
 func TestRegistriesAreIndependent(t *testing.T) {
-	a, b := New(prometheus.NewRegistry(), nil), New(prometheus.NewRegistry(), nil)
+	a, b := New(prometheus.NewRegistry(), nil, nil), New(prometheus.NewRegistry(), nil, nil)
 	a.TokenIssued("password")
 	if got := testutil.ToFloat64(b.tokensIssued.WithLabelValues("password")); got != 0 {
 		t.Fatalf("b counted a's token: %v", got)

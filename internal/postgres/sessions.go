@@ -131,7 +131,7 @@ type Rotation struct {
 // rotation, a revocation, or (both nil) nothing.
 type RefreshWrite struct {
 	Rotate *Rotation
-	Revoke *Revocation
+	Revoke *RevokeRequest
 }
 
 // RefreshSession finds the session whose current or previous refresh token
@@ -194,8 +194,8 @@ func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(Refre
 	return revoked, decideErr
 }
 
-// Revocation says who revoked which session, when and why.
-type Revocation struct {
+// RevokeRequest says who revokes which session, when and why.
+type RevokeRequest struct {
 	SID    string
 	Reason string
 	By     *string // the acting user; nil when the session's own user or the system revoked
@@ -204,7 +204,7 @@ type Revocation struct {
 
 // RevokeSession marks sid revoked. A second call keeps the first time, reason
 // and actor; the entry is nil when this call changed nothing.
-func (db *DB) RevokeSession(ctx context.Context, r Revocation) (*verifier.Revocation, error) {
+func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*verifier.Revocation, error) {
 	var out *verifier.Revocation
 	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
@@ -214,7 +214,7 @@ func (db *DB) RevokeSession(ctx context.Context, r Revocation) (*verifier.Revoca
 	return out, err
 }
 
-func revokeOne(ctx context.Context, tx pgx.Tx, r Revocation) (*verifier.Revocation, error) {
+func revokeOne(ctx context.Context, tx pgx.Tx, r RevokeRequest) (*verifier.Revocation, error) {
 	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE id = @sid AND revoked_at IS NULL
 		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint`
@@ -232,7 +232,7 @@ func revokeOne(ctx context.Context, tx pgx.Tx, r Revocation) (*verifier.Revocati
 
 // RevokeUserSessions revokes, in one statement, every live session of userID
 // except the one named except (empty: none), and returns what it revoked.
-func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r Revocation) ([]verifier.Revocation, error) {
+func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r RevokeRequest) ([]verifier.Revocation, error) {
 	var out []verifier.Revocation
 	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
@@ -256,7 +256,7 @@ func (db *DB) inRevokeTx(ctx context.Context, fn func(context.Context, pgx.Tx) e
 	})
 }
 
-func revokeUserSessions(ctx context.Context, tx pgx.Tx, userID, except string, r Revocation) ([]verifier.Revocation, error) {
+func revokeUserSessions(ctx context.Context, tx pgx.Tx, userID, except string, r RevokeRequest) ([]verifier.Revocation, error) {
 	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
 		  AND (@except = '' OR id::text <> @except)

@@ -34,7 +34,7 @@ type UserChange struct {
 	At         time.Time
 	// Revoke, when set, revokes every live session of the user in the same
 	// transaction.
-	Revoke *Revocation
+	Revoke *RevokeRequest
 }
 
 // UpdateUser locks every enabled admin and the user id, lets decide choose the
@@ -90,7 +90,7 @@ type PasswordChange struct {
 	At       time.Time
 	// Revoke, when set, revokes the user's sessions, except KeepSID, in the
 	// same transaction.
-	Revoke  *Revocation
+	Revoke  *RevokeRequest
 	KeepSID string
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 	"github.com/seedc5a8123e/authd/verifier"
 )
@@ -37,12 +39,22 @@ const (
 	ReasonSessionLimit  = "session_limit"
 )
 
+// Roles lists every role, in the order error messages name them.
+var Roles = []string{RoleUser, RoleAdmin, RoleService}
+
+// ValidRole reports whether r is one of Roles.
+func ValidRole(r string) bool { return slices.Contains(Roles, r) }
+
 // Grant types, as the token endpoint names them.
 const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 )
+
+// Grants lists every grant type authd serves: the metadata's
+// grant_types_supported and the metrics' grant label come from it.
+var Grants = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
 
 // MaxReasonLen is the longest revocation reason accepted, in characters.
 const MaxReasonLen = 200
@@ -113,14 +125,15 @@ func (nopObserver) Revoked(string, int) {}
 
 // Service applies the session rules.
 type Service struct {
-	db     *postgres.DB
-	hasher *password.Hasher
-	issuer *token.Issuer
-	clock  clock.Clock
-	limits Limits
-	pub    push.Publisher
-	log    *slog.Logger
-	obs    Observer
+	db       *postgres.DB
+	hasher   *password.Hasher
+	signer   *token.Signer
+	throttle *throttle.Throttle
+	clock    clock.Clock
+	limits   Limits
+	pub      push.Publisher
+	log      *slog.Logger
+	obs      Observer
 }
 
 // Limits bound sessions.
@@ -132,19 +145,30 @@ type Limits struct {
 	MaxPerUser int
 }
 
-// NewService wires a Service. It reports to no Observer until SetObserver.
-func NewService(db *postgres.DB, h *password.Hasher, iss *token.Issuer, c clock.Clock,
-	limits Limits, pub push.Publisher, log *slog.Logger) *Service {
-	return &Service{db: db, hasher: h, issuer: iss, clock: c, limits: limits, pub: pub, log: log, obs: nopObserver{}}
+// Deps is what a Service is made of. Throttle and Observer may be nil (no
+// throttling, no observer); Publisher nil means push.Nop.
+type Deps struct {
+	DB        *postgres.DB
+	Hasher    *password.Hasher
+	Signer    *token.Signer
+	Throttle  *throttle.Throttle
+	Clock     clock.Clock
+	Limits    Limits
+	Publisher push.Publisher
+	Log       *slog.Logger
+	Observer  Observer
 }
 
-// SetObserver makes o hear of every grant and revocation from now on (nil:
-// none). Call it while wiring, before the Service is used.
-func (s *Service) SetObserver(o Observer) {
-	if o == nil {
-		o = nopObserver{}
+// NewService wires a Service.
+func NewService(d Deps) *Service {
+	if d.Observer == nil {
+		d.Observer = nopObserver{}
 	}
-	s.obs = o
+	if d.Publisher == nil {
+		d.Publisher = push.Nop{}
+	}
+	return &Service{db: d.DB, hasher: d.Hasher, signer: d.Signer, throttle: d.Throttle, clock: d.Clock,
+		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer}
 }
 
 // checkPassword returns the user if username and pw match an enabled user,
@@ -197,25 +221,30 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 	return g, err
 }
 
-// login checks the password, creates the session, then upgrades a hash made
-// with older parameters (which does not change the credentials version the
-// session insert is conditional on).
+// login checks the password under the brute-force throttle, creates the
+// session, then upgrades a hash made with older parameters (which does not
+// change the credentials version the session insert is conditional on).
+// Login keys live under "login:", and the name is taken as given, so unknown
+// and known usernames count alike.
 func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
-	u, rehash, err := s.checkPassword(ctx, username, pw)
-	if err != nil {
-		return Grant{}, err
-	}
-	if grant == GrantClientCredentials && u.Role != RoleService {
-		return Grant{}, ErrInvalidCredentials
-	}
-	g, err := s.createSession(ctx, u, grant, m)
-	if err != nil {
-		return Grant{}, err
-	}
-	if rehash {
-		s.rehash(ctx, u, pw)
-	}
-	return g, nil
+	var g Grant
+	err := s.throttle.Guard(ctx, "login:"+username, m.IP, func() error {
+		u, rehash, err := s.checkPassword(ctx, username, pw)
+		if err != nil {
+			return err
+		}
+		if grant == GrantClientCredentials && u.Role != RoleService {
+			return ErrInvalidCredentials
+		}
+		if g, err = s.createSession(ctx, u, grant, m); err != nil {
+			return err
+		}
+		if rehash {
+			s.rehash(ctx, u, pw)
+		}
+		return nil
+	}, func(err error) bool { return errors.Is(err, ErrInvalidCredentials) })
+	return g, err
 }
 
 // createSession makes the session of a password grant (with a refresh token)
@@ -227,7 +256,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	now := s.clock.Now()
 	sid := uuid.NewString()
 	end := now.Add(s.limits.SessionTTL)
-	minted, err := s.issuer.Mint(u.ID, sid, u.Role, end)
+	minted, err := s.signer.Mint(u.ID, sid, u.Role, end)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -273,14 +302,14 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 			if st.Revoked {
 				return postgres.RefreshWrite{}, ErrRefreshReused
 			}
-			return postgres.RefreshWrite{Revoke: &postgres.Revocation{
+			return postgres.RefreshWrite{Revoke: &postgres.RevokeRequest{
 				SID: st.SessionID, Reason: ReasonRefreshReuse, At: now,
 			}}, ErrRefreshReused
 		}
 		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
 			return postgres.RefreshWrite{}, ErrInvalidRefresh
 		}
-		minted, err := s.issuer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
+		minted, err := s.signer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
 		if err != nil {
 			return postgres.RefreshWrite{}, ErrInvalidRefresh // the session ends within the second
 		}
@@ -315,7 +344,7 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 // role takes effect at once on authd itself. With allowRevoked a revoked (but
 // unexpired) session is accepted and marked, for idempotent logout.
 func (s *Service) Authenticate(ctx context.Context, bearer string, allowRevoked bool) (Principal, error) {
-	c, err := s.issuer.Parse(bearer)
+	c, err := s.signer.Parse(bearer)
 	if err != nil {
 		s.log.Debug("bearer token refused", "err", err)
 		return Principal{}, ErrInvalidToken
@@ -339,7 +368,7 @@ func (s *Service) Logout(ctx context.Context, p Principal) (already bool, err er
 	if p.Revoked {
 		return true, nil
 	}
-	e, err := s.db.RevokeSession(ctx, postgres.Revocation{
+	e, err := s.db.RevokeSession(ctx, postgres.RevokeRequest{
 		SID: p.SID, Reason: ReasonUserLogout, By: &p.UserID, At: s.clock.Now(),
 	})
 	if err != nil {
@@ -363,7 +392,7 @@ func (s *Service) LogoutAll(ctx context.Context, p Principal) (int, error) {
 // (empty: none) with reason, recording by as the actor (nil: the system), and
 // publishes each revocation. It is the one path every bulk revocation takes.
 func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string, by *string) (int, error) {
-	entries, err := s.db.RevokeUserSessions(ctx, userID, except, postgres.Revocation{
+	entries, err := s.db.RevokeUserSessions(ctx, userID, except, postgres.RevokeRequest{
 		Reason: reason, By: by, At: s.clock.Now(),
 	})
 	if err != nil {
@@ -390,14 +419,6 @@ type Revoked struct {
 	AlreadyRevoked  bool
 }
 
-// AdminRevoke revokes any session on behalf of admin; see RevokeSession.
-func (s *Service) AdminRevoke(ctx context.Context, admin Principal, sid, reason string) (Revoked, error) {
-	if admin.Role != RoleAdmin {
-		return Revoked{}, ErrForbidden
-	}
-	return s.RevokeSession(ctx, sid, reason, &admin.UserID)
-}
-
 // RevokeSession revokes one session by id, recording by as the actor (nil:
 // an operator at the command line). An empty reason means ReasonAdminRevoke.
 // A session revoked before keeps its first time, reason and actor, and
@@ -412,7 +433,7 @@ func (s *Service) RevokeSession(ctx context.Context, sid, reason string, by *str
 	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
 		return Revoked{}, ErrBadReason
 	}
-	e, err := s.db.RevokeSession(ctx, postgres.Revocation{SID: sid, Reason: reason, By: by, At: s.clock.Now()})
+	e, err := s.db.RevokeSession(ctx, postgres.RevokeRequest{SID: sid, Reason: reason, By: by, At: s.clock.Now()})
 	if err != nil {
 		return Revoked{}, err
 	}

@@ -102,15 +102,51 @@ func Delay(failures, threshold int, base, maxDelay time.Duration) time.Duration 
 
 // Throttle applies Config to logins. A nil *Throttle allows everything.
 type Throttle struct {
-	db    *postgres.DB
-	clock clock.Clock
-	cfg   Config
-	log   *slog.Logger
+	db        *postgres.DB
+	clock     clock.Clock
+	cfg       Config
+	log       *slog.Logger
+	onLimited func()
 }
 
-// New wires a Throttle; zero fields of cfg take their defaults.
-func New(db *postgres.DB, c clock.Clock, cfg Config, log *slog.Logger) *Throttle {
-	return &Throttle{db: db, clock: c, cfg: cfg.withDefaults(), log: log}
+// New wires a Throttle; zero fields of cfg take their defaults. onLimited,
+// if not nil, hears of every attempt refused with a *LimitedError (metrics).
+func New(db *postgres.DB, c clock.Clock, cfg Config, log *slog.Logger, onLimited func()) *Throttle {
+	if onLimited == nil {
+		onLimited = func() {}
+	}
+	return &Throttle{db: db, clock: c, cfg: cfg.withDefaults(), log: log, onLimited: onLimited}
+}
+
+// Guard runs check, which verifies a password, under the throttle: refused
+// with a *LimitedError, before check runs, while a delay lasts for key or ip
+// or while as many checks of either are in flight as the threshold still
+// allows; otherwise claimed before check and settled after it, as a failure
+// when wrong reports check's error to be a wrong password, else as a success.
+// Settling does not follow ctx's cancellation: a client that hangs up must
+// not leave its guess unrecorded. Callers give each kind of check its own
+// key prefix ("login:", "me-password:"), so no client-chosen name can fill
+// another check's count.
+func (t *Throttle) Guard(ctx context.Context, key, ip string, check func() error, wrong func(error) bool) error {
+	if err := t.Begin(ctx, key, ip); err != nil {
+		return err
+	}
+	err := check()
+	settle := context.WithoutCancel(ctx)
+	if err != nil && wrong(err) {
+		if ferr := t.Fail(settle, key, ip); ferr != nil {
+			// An unrecorded wrong guess must not be answered as one: the
+			// caller gets a server error (the claim stays in flight until it
+			// expires).
+			return fmt.Errorf("throttle: recording a wrong password: %w", ferr)
+		}
+		return err
+	}
+	if serr := t.Succeed(settle, key, ip); serr != nil && t != nil {
+		// The check stands; the claim only lingers until it expires.
+		t.log.WarnContext(ctx, "throttle: settling an attempt failed", "err", serr)
+	}
+	return err
 }
 
 // Begin claims one attempt for account and ip, before the password is
@@ -135,6 +171,7 @@ func (t *Throttle) Begin(ctx context.Context, account, ip string) error {
 	}
 	if wait > 0 {
 		t.log.Info("login throttled", "ip", ip, "wait", wait.String())
+		t.onLimited()
 		return &LimitedError{RetryAfter: wait}
 	}
 	return nil

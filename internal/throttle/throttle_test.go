@@ -57,7 +57,7 @@ func setup(t *testing.T, cfg throttle.Config) (*throttle.Throttle, *clock.Manual
 	t.Helper()
 	clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := pgtest.NewDB(t)
-	return throttle.New(db, clk, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), clk, db
+	return throttle.New(db, clk, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil), clk, db
 }
 
 func retryAfter(t *testing.T, err error) time.Duration {

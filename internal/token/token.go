@@ -34,8 +34,8 @@ type Minted struct {
 	ExpiresAt time.Time
 }
 
-// Issuer signs access tokens and parses the ones it (or a retired key) signed.
-type Issuer struct {
+// Signer signs access tokens and parses the ones it (or a retired key) signed.
+type Signer struct {
 	keys     *keys.Set
 	issuer   string
 	audience string
@@ -44,9 +44,9 @@ type Issuer struct {
 	parser   *jwt.Parser
 }
 
-// NewIssuer returns an Issuer for the given claims and lifetime.
-func NewIssuer(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock.Clock) *Issuer {
-	return &Issuer{
+// NewSigner returns a Signer for the given claims and lifetime.
+func NewSigner(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock.Clock) *Signer {
+	return &Signer{
 		keys: ks, issuer: issuer, audience: audience, ttl: ttl, clock: c,
 		// Pinned algorithm list (RFC 8725 3.1): never "none", never HMAC.
 		parser: jwt.NewParser(
@@ -60,13 +60,10 @@ func NewIssuer(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock
 	}
 }
 
-// TTL is the configured access-token lifetime.
-func (i *Issuer) TTL() time.Duration { return i.ttl }
-
 // Mint signs an access token for user sub in session sid. Its expiry is the
 // configured lifetime from now, but never later than notAfter, the session's
 // absolute expiry, so no token outlives its session.
-func (i *Issuer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error) {
+func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error) {
 	now := i.clock.Now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
 	if notAfter.Before(exp) {
@@ -105,7 +102,7 @@ func (i *Issuer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error)
 var ErrInvalid = errors.New("token: invalid access token")
 
 // Parse verifies an access token's signature, type and claims.
-func (i *Issuer) Parse(s string) (*Claims, error) {
+func (i *Signer) Parse(s string) (*Claims, error) {
 	var c Claims
 	_, err := i.parser.ParseWithClaims(s, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != Type {

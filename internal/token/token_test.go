@@ -14,7 +14,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/keys"
 )
 
-func newIssuer(t testing.TB, alg string) (*Issuer, *clock.Manual, *keys.Set) {
+func newSigner(t testing.TB, alg string) (*Signer, *clock.Manual, *keys.Set) {
 	t.Helper()
 	k, err := keys.Generate(alg)
 	if err != nil {
@@ -22,13 +22,13 @@ func newIssuer(t testing.TB, alg string) (*Issuer, *clock.Manual, *keys.Set) {
 	}
 	ks, _ := keys.NewSet(k)
 	c := clock.NewManual(time.Unix(1_800_000_000, 0))
-	return NewIssuer(ks, "https://authd.test", "api", 10*time.Minute, c), c, ks
+	return NewSigner(ks, "https://authd.test", "api", 10*time.Minute, c), c, ks
 }
 
 func TestMintHeaderAndClaims(t *testing.T) {
 	for _, alg := range []string{keys.EdDSA, keys.ES256} {
 		t.Run(alg, func(t *testing.T) {
-			iss, c, ks := newIssuer(t, alg)
+			iss, c, ks := newSigner(t, alg)
 			m, err := iss.Mint("user-1", "sid-1", "admin", c.Now().Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
@@ -56,7 +56,7 @@ func TestMintHeaderAndClaims(t *testing.T) {
 }
 
 func TestMintNeverOutlivesSession(t *testing.T) {
-	iss, c, _ := newIssuer(t, keys.EdDSA)
+	iss, c, _ := newSigner(t, keys.EdDSA)
 	end := c.Now().Add(3 * time.Minute)
 	m, err := iss.Mint("u", "s", "user", end)
 	if err != nil {
@@ -71,9 +71,9 @@ func TestMintNeverOutlivesSession(t *testing.T) {
 }
 
 func TestParseRejects(t *testing.T) {
-	iss, c, _ := newIssuer(t, keys.EdDSA)
+	iss, c, _ := newSigner(t, keys.EdDSA)
 	good, _ := iss.Mint("u", "s", "user", c.Now().Add(time.Hour))
-	other, _, _ := newIssuer(t, keys.EdDSA)
+	other, _, _ := newSigner(t, keys.EdDSA)
 	foreign, _ := other.Mint("u", "s", "user", c.Now().Add(time.Hour))
 
 	parts := strings.Split(good.Token, ".")
@@ -122,7 +122,7 @@ func TestRefreshTokens(t *testing.T) {
 }
 
 func BenchmarkMint(b *testing.B) {
-	iss, c, _ := newIssuer(b, keys.EdDSA)
+	iss, c, _ := newSigner(b, keys.EdDSA)
 	end := c.Now().Add(time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {

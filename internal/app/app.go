@@ -1,0 +1,181 @@
+// Package app builds authd's object graph, once, for every caller: `authd
+// serve`, each admin subcommand and the test harness (internal/authdtest).
+// It owns no process concerns (listeners, signals, schedules, migrations);
+// those stay in cmd/authd. What differs between callers comes in through
+// config.Config and Deps, never through a second copy of the wiring.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/httpapi"
+	"github.com/seedc5a8123e/authd/internal/jobs"
+	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/internal/metrics"
+	"github.com/seedc5a8123e/authd/internal/password"
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/throttle"
+	"github.com/seedc5a8123e/authd/internal/token"
+)
+
+// Deps are what the caller may supply instead of what cfg describes. Every
+// field is optional except Log; a nil field is built from cfg as production
+// builds it.
+type Deps struct {
+	Log *slog.Logger
+	// Clock defaults to clock.Real.
+	Clock clock.Clock
+	// DB defaults to a pool on cfg.DatabaseURL, closed by Close. A DB given
+	// here is the caller's to close.
+	DB *postgres.DB
+	// Keys defaults to the files of cfg.SigningKeys or, when there are none,
+	// one ephemeral key (App.EphemeralKey tells).
+	Keys *keys.Set
+	// Publisher defaults to Redis on cfg.RedisURL, or push.Nop without one.
+	// A Publisher given here is the caller's to close.
+	Publisher push.Publisher
+	// Registry defaults to a fresh one; metrics are registered on it.
+	Registry *prometheus.Registry
+	// Password defaults to password.Default (OWASP argon2id parameters).
+	Password *password.Params
+}
+
+// App is authd, built: every service, the HTTP handler and the jobs.
+type App struct {
+	Config   config.Config
+	Clock    clock.Clock
+	Log      *slog.Logger
+	DB       *postgres.DB
+	Keys     *keys.Set
+	Signer   *token.Signer
+	Sessions *session.Service
+	Accounts *account.Service
+	Throttle *throttle.Throttle
+	Feed     *feed.Service
+	Metrics  *metrics.Metrics
+	Registry *prometheus.Registry
+	Pruner   *jobs.Pruner
+	// Handler serves the whole HTTP API.
+	Handler http.Handler
+	// EphemeralKey is true when no signing key was configured and a fresh
+	// one, gone at exit, signs (development only).
+	EphemeralKey bool
+
+	closers []func()
+}
+
+// New builds the graph. On error, whatever it opened is closed again.
+func New(ctx context.Context, cfg config.Config, d Deps) (a *App, err error) {
+	if d.Log == nil {
+		return nil, errors.New("app: Deps.Log is required")
+	}
+	a = &App{Config: cfg, Clock: d.Clock, Log: d.Log, DB: d.DB, Keys: d.Keys, Registry: d.Registry}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+	if a.Clock == nil {
+		a.Clock = clock.Real{}
+	}
+	if a.Registry == nil {
+		a.Registry = prometheus.NewRegistry()
+	}
+	if a.DB == nil {
+		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+			return nil, err
+		}
+		a.closers = append(a.closers, a.DB.Close)
+	}
+	if a.Keys == nil {
+		if a.Keys, a.EphemeralKey, err = loadKeys(cfg); err != nil {
+			return nil, err
+		}
+	}
+	a.Metrics = metrics.New(a.Registry, a.DB.Pool(), session.Grants)
+	pub := d.Publisher
+	if pub == nil {
+		if pub, err = a.newPublisher(); err != nil {
+			return nil, err
+		}
+	}
+	params := password.Default
+	if d.Password != nil {
+		params = *d.Password
+	}
+	hasher := password.New(params)
+
+	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
+	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{
+		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresIP: cfg.LoginMaxFailuresIP,
+		Base: cfg.LoginBackoffBase, Max: cfg.LoginBackoffMax,
+	}, a.Log, a.Metrics.LoginThrottled)
+	a.Sessions = session.NewService(session.Deps{
+		DB: a.DB, Hasher: hasher, Signer: a.Signer, Throttle: a.Throttle, Clock: a.Clock,
+		Limits:    session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser},
+		Publisher: pub, Log: a.Log, Observer: a.Metrics,
+	})
+	a.Accounts = account.NewService(account.Deps{
+		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
+	})
+	a.Feed = feed.NewService(a.DB, a.Clock)
+	a.Pruner = &jobs.Pruner{
+		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
+		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan,
+	}
+	a.Handler = httpapi.NewServer(httpapi.Deps{
+		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, Keys: a.Keys, Log: a.Log,
+		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
+		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
+	})
+	return a, nil
+}
+
+// Close releases what New opened, newest first. It is safe to call twice.
+func (a *App) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+// newPublisher is Redis when AUTHD_REDIS_URL is set, else nothing.
+func (a *App) newPublisher() (push.Publisher, error) {
+	if a.Config.RedisURL == "" {
+		return push.Nop{}, nil
+	}
+	r, err := push.NewRedis(a.Config.RedisURL, a.Log, a.Metrics.PushFailed)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHD_REDIS_URL: %w", err)
+	}
+	a.closers = append(a.closers, func() { _ = r.Close() })
+	return r, nil
+}
+
+func loadKeys(cfg config.Config) (ks *keys.Set, ephemeral bool, err error) {
+	if len(cfg.SigningKeys) > 0 {
+		if ks, err = keys.LoadFiles(cfg.SigningKeys); err != nil {
+			return nil, false, fmt.Errorf("AUTHD_SIGNING_KEYS: %w", err)
+		}
+		return ks, false, nil
+	}
+	k, err := keys.Generate(keys.EdDSA)
+	if err != nil {
+		return nil, false, err
+	}
+	ks, err = keys.NewSet(k)
+	return ks, true, err
+}
