@@ -77,17 +77,20 @@ type App struct {
 }
 
 // New builds the graph. On error, whatever it opened is closed again.
-func New(ctx context.Context, cfg config.Config, d Deps) (a *App, err error) {
+func New(ctx context.Context, cfg config.Config, d Deps) (*App, error) {
 	if d.Log == nil {
 		return nil, errors.New("app: Deps.Log is required")
 	}
-	a = &App{Config: cfg, Clock: d.Clock, Log: d.Log, DB: d.DB, Keys: d.Keys, Registry: d.Registry}
-	defer func() {
-		if err != nil {
-			a.Close()
-			a = nil
-		}
-	}()
+	a := &App{Config: cfg, Clock: d.Clock, Log: d.Log, DB: d.DB, Keys: d.Keys, Registry: d.Registry}
+	if err := a.build(ctx, d); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) build(ctx context.Context, d Deps) (err error) {
+	cfg := a.Config
 	if a.Clock == nil {
 		a.Clock = clock.Real{}
 	}
@@ -96,20 +99,20 @@ func New(ctx context.Context, cfg config.Config, d Deps) (a *App, err error) {
 	}
 	if a.DB == nil {
 		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
-			return nil, err
+			return err
 		}
 		a.closers = append(a.closers, a.DB.Close)
 	}
 	if a.Keys == nil {
 		if a.Keys, a.EphemeralKey, err = loadKeys(cfg); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	a.Metrics = metrics.New(a.Registry, a.DB.Pool(), session.Grants)
 	pub := d.Publisher
 	if pub == nil {
 		if pub, err = a.newPublisher(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	params := password.Default
@@ -141,7 +144,7 @@ func New(ctx context.Context, cfg config.Config, d Deps) (a *App, err error) {
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
 		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
 	})
-	return a, nil
+	return nil
 }
 
 // Close releases what New opened, newest first. It is safe to call twice.

@@ -1,0 +1,167 @@
+package app_test
+
+import (
+	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/seedc5a8123e/authd/internal/app"
+	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/pgtest"
+)
+
+const module = "github.com/seedc5a8123e/authd/"
+
+// graphConstructors are the calls that build a piece of authd's graph; only
+// internal/app may make them outside tests.
+var graphConstructors = map[string][]string{
+	"internal/httpapi":  {"NewServer"},
+	"internal/session":  {"NewService"},
+	"internal/account":  {"NewService"},
+	"internal/throttle": {"New"},
+	"internal/token":    {"NewSigner"},
+	"internal/feed":     {"NewService"},
+	"internal/metrics":  {"New"},
+	"internal/push":     {"NewRedis"},
+}
+
+// TestGraphIsBuiltInOnePlace: outside internal/app no production file (and
+// not the test harness either) constructs a service of the graph, and both
+// `authd serve` (with every admin command) and internal/authdtest get theirs
+// from app.New. A second hand-kept copy of the wiring fails this test.
+func TestGraphIsBuiltInOnePlace(t *testing.T) {
+	root := filepath.Join("..", "..")
+	callsAppNew := map[string]bool{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == ".data") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, path)
+		dir := filepath.ToSlash(filepath.Dir(rel))
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		imports := map[string]string{} // local name -> module-relative path
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if !strings.HasPrefix(p, module) {
+				continue
+			}
+			p = strings.TrimPrefix(p, module)
+			name := p[strings.LastIndex(p, "/")+1:]
+			if im.Name != nil {
+				name = im.Name.Name
+			}
+			imports[name] = p
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			x, ok := sel.X.(*ast.Ident)
+			if !ok {
+				return true
+			}
+			pkg := imports[x.Name]
+			if pkg == "internal/app" && sel.Sel.Name == "New" {
+				callsAppNew[dir] = true
+			}
+			for _, ctor := range graphConstructors[pkg] {
+				if sel.Sel.Name == ctor && dir != "internal/app" {
+					t.Errorf("%s uses %s.%s: the graph is built only in internal/app", rel, pkg, ctor)
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"cmd/authd", "internal/authdtest"} {
+		if !callsAppNew[dir] {
+			t.Errorf("%s does not call app.New", dir)
+		}
+	}
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func testConfig(t *testing.T, dbURL string) config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string {
+		if k == "DATABASE_URL" {
+			return dbURL
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestNewOpensAndCloses: from a configuration alone, New opens the
+// database, signs with an ephemeral key (and says so), serves the API, and
+// Close releases the pool it opened; twice is harmless.
+func TestNewOpensAndCloses(t *testing.T) {
+	a, err := app.New(context.Background(), testConfig(t, pgtest.URL(t)), app.Deps{Log: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.EphemeralKey || a.Keys.Signing().ID == "" {
+		t.Errorf("EphemeralKey = %t, kid %q: want an ephemeral key", a.EphemeralKey, a.Keys.Signing().ID)
+	}
+	srv := httptest.NewServer(a.Handler)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("readyz = %d, want 200", res.StatusCode)
+	}
+	a.Close()
+	a.Close()
+	if err := a.DB.Ping(context.Background()); err == nil {
+		t.Error("the pool New opened still answers after Close")
+	}
+}
+
+// TestNewFailsCleanly: a configuration that cannot be built names what is
+// wrong and leaves nothing open.
+func TestNewFailsCleanly(t *testing.T) {
+	cfg := testConfig(t, pgtest.URL(t))
+	cfg.SigningKeys = []string{filepath.Join(t.TempDir(), "missing.pem")}
+	if _, err := app.New(context.Background(), cfg, app.Deps{Log: discard()}); err == nil ||
+		!strings.Contains(err.Error(), "AUTHD_SIGNING_KEYS") {
+		t.Errorf("missing key file: err = %v, want one naming AUTHD_SIGNING_KEYS", err)
+	}
+	if _, err := app.New(context.Background(), cfg, app.Deps{}); err == nil {
+		t.Error("no logger: want an error")
+	}
+	if _, err := os.Stat(cfg.SigningKeys[0]); err == nil {
+		t.Error("New created the missing key file")
+	}
+}
