@@ -44,4 +44,11 @@
 //
 // [Middleware] protects a net/http handler, answering 401 with an RFC 6750
 // WWW-Authenticate challenge; the package verifierecho adapts it to Echo.
+//
+// # Testing a service
+//
+// The package verifiertest runs a stand-in for authd on an httptest server:
+// it mints tokens, revokes sessions, rotates keys and takes its feed down on
+// request, so a service's tests exercise its protected handlers through a
+// real Verifier without running authd. The examples here use it.
 package verifier

@@ -8,9 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"time"
 
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -112,34 +110,4 @@ func (f *feedClient) pollOnce(ctx context.Context, add func(Revocation)) error {
 	}
 	f.cursor = cursor
 	return nil
-}
-
-// listen merges push messages until ctx ends. go-redis reconnects and
-// resubscribes by itself; messages lost meanwhile come with the next poll.
-func (v *Verifier) listen(ctx context.Context, ps *redis.PubSub) {
-	defer v.wg.Done()
-	defer ps.Close()
-	ch := ps.Channel(redis.WithChannelHealthCheckInterval(30 * time.Second))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case msg, ok := <-ch:
-			if !ok {
-				return
-			}
-			v.pushMessages.Add(1)
-			var r Revocation
-			if err := json.Unmarshal([]byte(msg.Payload), &r); err != nil {
-				v.log.Warn("verifier: undecodable push message ignored", "err", err)
-				continue
-			}
-			if r.Exp < v.sweepCutoff() {
-				continue
-			}
-			if !v.deny.add(r) {
-				v.log.Warn("verifier: push message with a malformed sid ignored", "sid", r.SID)
-			}
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package verifier
+package verifier_test
 
 import (
 	"context"
@@ -14,16 +14,17 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/seedc5a8123e/authd/verifier"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite testdata/fuzz/FuzzVerify from the seeds")
 
 // fuzzKey is fixed, so the seed corpus on disk stays valid across runs.
-var fuzzKey = func() *signingKey {
+var fuzzKey = func() *testKey {
 	seed := make([]byte, ed25519.SeedSize)
 	copy(seed, "authd verifier fuzz key, fixed!!")
-	priv := ed25519.NewKeyFromSeed(seed)
-	return edKey("fuzz-key", priv.Public().(ed25519.PublicKey), priv)
+	return &testKey{kid: "fuzz-key", alg: "EdDSA", priv: ed25519.NewKeyFromSeed(seed)}
 }()
 
 // fuzzClaims are valid at testStart and fixed, so seeds are reproducible.
@@ -41,10 +42,10 @@ func fuzzSeeds(t testing.TB) []string {
 	enc := base64.RawURLEncoding.EncodeToString
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, fuzzClaims()).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, fuzzClaims())
-	hs.Header["kid"], hs.Header["typ"] = fuzzKey.kid, Type
-	hsTok, _ := hs.SignedString([]byte(fuzzKey.jwk["x"]))
+	hs.Header["kid"], hs.Header["typ"] = fuzzKey.kid, verifier.Type
+	hsTok, _ := hs.SignedString([]byte(fuzzKey.x()))
 	hsRaw := jwt.NewWithClaims(jwt.SigningMethodHS256, fuzzClaims())
-	hsRaw.Header["kid"], hsRaw.Header["typ"] = fuzzKey.kid, Type
+	hsRaw.Header["kid"], hsRaw.Header["typ"] = fuzzKey.kid, verifier.Type
 	hsRawTok, _ := hsRaw.SignedString([]byte(fuzzKey.priv.Public().(ed25519.PublicKey)))
 	return []string{
 		valid,
@@ -71,7 +72,8 @@ func fuzzSeeds(t testing.TB) []string {
 
 // FuzzVerify feeds hostile tokens to Verify: it must never panic and never
 // accept a token whose signature is not a valid Ed25519 signature by the
-// test key over exactly its header and payload.
+// test key over exactly its header and payload (the server's own key, also
+// published, is never seen by the fuzzer).
 func FuzzVerify(f *testing.F) {
 	seeds := fuzzSeeds(f)
 	if *updateCorpus {
@@ -86,25 +88,21 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	}
-	key := fuzzKey
-	fa := newFakeAuthd(f, key)
-	v, err := New(context.Background(), Config{
-		IssuerURL: fa.srv.URL, Issuer: testIssuer, Audience: testAudience, ClientID: testClientID,
-		ClientSecret: testSecret, PollInterval: time.Hour, Clock: &manualClock{now: testStart},
-		KeyRefetchInterval: time.Hour,
+	srv, _ := newServer(f)
+	fuzzKey.publish(f, srv)
+	v := newVerifier(f, srv, func(c *verifier.Config) {
+		pollHourly(c)
+		c.KeyRefetchInterval = time.Hour
 	})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { _ = v.Close() })
-	pub := key.priv.Public().(ed25519.PublicKey)
+	pub := fuzzKey.priv.Public().(ed25519.PublicKey)
 	f.Fuzz(func(t *testing.T, tok string) {
 		c, err := v.Verify(context.Background(), tok)
 		if err != nil {
 			if c != nil {
 				t.Fatal("claims returned with an error")
 			}
-			for _, want := range []error{ErrMalformed, ErrSignature, ErrExpired, ErrNotYetValid, ErrIssuer, ErrAudience, ErrRevoked} {
+			for _, want := range []error{verifier.ErrMalformed, verifier.ErrSignature, verifier.ErrExpired,
+				verifier.ErrNotYetValid, verifier.ErrIssuer, verifier.ErrAudience, verifier.ErrRevoked} {
 				if errors.Is(err, want) {
 					return
 				}

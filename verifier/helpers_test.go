@@ -1,4 +1,4 @@
-package verifier
+package verifier_test
 
 import (
 	"context"
@@ -7,196 +7,111 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
-	"fmt"
-	"io"
+	"encoding/base64"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/verifier"
+	"github.com/seedc5a8123e/authd/verifier/verifiertest"
 )
 
-// This file holds a small stand-in for authd for the package's unit tests:
-// the same three endpoints, locally generated keys, a feed the test fills.
-// The real server is exercised in internal/e2e.
+// The tests run a Verifier against verifiertest.Server, the stand-in for
+// authd that services use too; internal/e2e runs it against the real one.
 
 const (
 	testIssuer   = "http://authd.test"
 	testAudience = "authd-test"
-	testClientID = "svc"
-	testSecret   = "s3cret"
 )
 
-// manualClock is a Clock tests move by hand.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+var testStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// signingKey is a local key and its JWK.
-type signingKey struct {
-	kid  string
-	alg  string
-	priv crypto.Signer
-	jwk  map[string]string
-}
-
-func newEdKey(t testing.TB, kid string) *signingKey {
+// newServer starts a stand-in for authd minting for testIssuer and
+// testAudience on a Clock standing at testStart.
+func newServer(t testing.TB, opts ...verifiertest.Option) (*verifiertest.Server, *verifiertest.Clock) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	clk := verifiertest.NewClock(testStart)
+	opts = append([]verifiertest.Option{
+		verifiertest.WithIssuer(testIssuer), verifiertest.WithAudience(testAudience), verifiertest.WithClock(clk),
+	}, opts...)
+	return verifiertest.NewServer(t, opts...), clk
+}
+
+// newVerifier starts a quiet Verifier on srv, closed when the test ends.
+func newVerifier(t testing.TB, srv *verifiertest.Server, mod func(*verifier.Config)) *verifier.Verifier {
+	t.Helper()
+	cfg := srv.Config()
+	cfg.InitialTimeout = 5 * time.Second
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if mod != nil {
+		mod(&cfg)
+	}
+	v, err := verifier.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return edKey(kid, pub, priv)
+	t.Cleanup(func() { _ = v.Close() })
+	return v
 }
 
-func edKey(kid string, pub ed25519.PublicKey, priv ed25519.PrivateKey) *signingKey {
-	return &signingKey{kid: kid, alg: algEdDSA, priv: priv, jwk: map[string]string{
-		"kty": "OKP", "crv": "Ed25519", "x": b64.EncodeToString(pub), "kid": kid, "alg": algEdDSA, "use": "sig",
-	}}
+// pollHourly keeps the Verifier from polling after New, for tests where
+// only the initial snapshot matters.
+func pollHourly(c *verifier.Config) { c.PollInterval, c.MaxStaleness = time.Hour, time.Hour }
+
+// setup is newServer and newVerifier.
+func setup(t testing.TB, mod func(*verifier.Config)) (*verifier.Verifier, *verifiertest.Server, *verifiertest.Clock) {
+	t.Helper()
+	srv, clk := newServer(t)
+	return newVerifier(t, srv, mod), srv, clk
 }
 
-func newECKey(t testing.TB, kid string) *signingKey {
+// mint is a valid token of a new session, and the session's id.
+func mint(srv *verifiertest.Server, opts ...verifiertest.MintOption) (tok, sid string) {
+	sid = uuid.NewString()
+	return srv.Mint(uuid.NewString(), sid, "user", opts...), sid
+}
+
+// testKey is a key of the test's own, for tokens verifiertest.Server.Mint
+// would not sign: other algorithms, forged headers, fixed signatures.
+type testKey struct {
+	kid  string
+	alg  string
+	priv crypto.Signer
+}
+
+func newEdKey(t testing.TB, kid string) *testKey {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testKey{kid: kid, alg: "EdDSA", priv: priv}
+}
+
+func newECKey(t testing.TB, kid string) *testKey {
 	t.Helper()
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &signingKey{kid: kid, alg: algES256, priv: priv, jwk: map[string]string{
-		"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(priv.X.FillBytes(make([]byte, 32))),
-		"y": b64.EncodeToString(priv.Y.FillBytes(make([]byte, 32))), "kid": kid, "alg": algES256, "use": "sig",
-	}}
+	return &testKey{kid: kid, alg: "ES256", priv: priv}
 }
 
-// fakeAuthd serves JWKS, /token (client credentials) and the feed.
-type fakeAuthd struct {
-	srv       *httptest.Server
-	mu        sync.Mutex
-	keys      []*signingKey
-	revs      []Revocation
-	feedDown  bool
-	token     string
-	jwksHits  atomic.Int32
-	feedHits  atomic.Int32
-	tokenHits atomic.Int32
-}
-
-func newFakeAuthd(t testing.TB, keys ...*signingKey) *fakeAuthd {
+// publish adds k to srv's JWKS.
+func (k *testKey) publish(t testing.TB, srv *verifiertest.Server) {
 	t.Helper()
-	f := &fakeAuthd{keys: keys, token: "service-token-1"}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
-		f.jwksHits.Add(1)
-		f.mu.Lock()
-		doc := map[string]any{"keys": []map[string]string{}}
-		var ks []map[string]string
-		for _, k := range f.keys {
-			ks = append(ks, k.jwk)
-		}
-		doc["keys"] = ks
-		f.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(doc)
-	})
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		f.tokenHits.Add(1)
-		id, secret, ok := r.BasicAuth()
-		if !ok {
-			id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-		}
-		if r.PostFormValue("grant_type") != "client_credentials" || id != testClientID || secret != testSecret {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":"invalid_client"}`)
-			return
-		}
-		f.mu.Lock()
-		tok := f.token
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 600})
-	})
-	mux.HandleFunc("GET /sessions/revoked", func(w http.ResponseWriter, r *http.Request) {
-		f.feedHits.Add(1)
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.feedDown {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		if r.Header.Get("Authorization") != "Bearer "+f.token {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		w.Header().Set(CursorHeader, strconv.Itoa(len(f.revs)))
-		since, _ := strconv.Atoi(r.URL.Query().Get("since"))
-		_ = json.NewEncoder(w).Encode(append([]Revocation{}, f.revs[min(since, len(f.revs)):]...))
-	})
-	f.srv = httptest.NewServer(mux)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeAuthd) revoke(r Revocation) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.revs = append(f.revs, r)
-}
-
-func (f *fakeAuthd) setFeedDown(down bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.feedDown = down
-}
-
-func (f *fakeAuthd) addKey(k *signingKey) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.keys = append([]*signingKey{k}, f.keys...)
-}
-
-var testStart = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-
-// setup starts a fake authd with one EdDSA key and a Verifier on it.
-func setup(t testing.TB, mod func(*Config)) (*Verifier, *fakeAuthd, *signingKey, *manualClock) {
-	t.Helper()
-	key := newEdKey(t, "ed-1")
-	f := newFakeAuthd(t, key)
-	clk := &manualClock{now: testStart}
-	cfg := Config{
-		IssuerURL: f.srv.URL, Issuer: testIssuer, Audience: testAudience,
-		ClientID: testClientID, ClientSecret: testSecret,
-		PollInterval: 20 * time.Millisecond, Clock: clk, InitialTimeout: 5 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	v, err := New(context.Background(), cfg)
-	if err != nil {
+	if err := srv.PublishKey(k.kid, k.priv.Public()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = v.Close() })
-	return v, f, key, clk
+}
+
+// x is the JWK "x" member of an Ed25519 key, the bytes an HS256 forgery
+// would use as its secret.
+func (k *testKey) x() string {
+	return base64.RawURLEncoding.EncodeToString(k.priv.Public().(ed25519.PublicKey))
 }
 
 // claimsAt returns valid claims for a token minted at now.
@@ -210,12 +125,11 @@ func claimsAt(now time.Time) jwt.MapClaims {
 
 // sign makes a token with k; header entries in hdr override the defaults
 // (nil values delete them).
-func sign(t testing.TB, k *signingKey, claims jwt.MapClaims, hdr map[string]any) string {
+func sign(t testing.TB, k *testKey, claims jwt.MapClaims, hdr map[string]any) string {
 	t.Helper()
-	m := jwt.GetSigningMethod(k.alg)
-	tok := jwt.NewWithClaims(m, claims)
+	tok := jwt.NewWithClaims(jwt.GetSigningMethod(k.alg), claims)
 	tok.Header["kid"] = k.kid
-	tok.Header["typ"] = Type
+	tok.Header["typ"] = verifier.Type
 	for h, val := range hdr {
 		if val == nil {
 			delete(tok.Header, h)
@@ -240,19 +154,4 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-func revocationOf(t testing.TB, c jwt.MapClaims) Revocation {
-	t.Helper()
-	return Revocation{SID: c["sid"].(string), JTI: c["jti"].(string), Exp: c["exp"].(int64)}
-}
-
-var _ = fmt.Sprintf
-
-// forgetLastFetch lifts the JWKS rate limit, as if KeyRefetchInterval had
-// passed since the last fetch.
-func (c *keyCache) forgetLastFetch() {
-	c.fetchMu.Lock()
-	defer c.fetchMu.Unlock()
-	c.lastFetch = time.Time{}
 }

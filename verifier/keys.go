@@ -27,6 +27,11 @@ const (
 // maxJWKSBytes bounds a JWKS document; authd's is a few hundred bytes.
 const maxJWKSBytes = 1 << 20
 
+// jwksFetchTimeout bounds one JWKS fetch. The fetch is detached from the
+// request that triggered it (see refresh), so it needs a bound of its own;
+// Verify callers waiting on it still give up with their own context.
+const jwksFetchTimeout = 10 * time.Second
+
 // publicKey is one usable key of the JWKS. alg is derived from kty/crv, never
 // from the document's optional "alg" member alone, so a key can only ever
 // verify the one algorithm its type supports.
@@ -85,8 +90,8 @@ func (c *keyCache) get(ctx context.Context, kid string) (publicKey, error) {
 }
 
 // refresh fetches the JWKS unless the last fetch started less than
-// minInterval ago (force skips that check). Concurrent callers share one
-// fetch and its result.
+// minInterval ago. Concurrent callers share one fetch and its result. force,
+// for New's initial load, skips the rate limit and lets ctx end the fetch.
 func (c *keyCache) refresh(ctx context.Context, force bool) error {
 	c.fetchMu.Lock()
 	if ch := c.inflight; ch != nil {
@@ -112,8 +117,14 @@ func (c *keyCache) refresh(ctx context.Context, force bool) error {
 
 	// The fetch is detached from the caller's cancellation so that one
 	// impatient request does not fail the fetch every waiter shares; it is
-	// bounded by its own timeout instead.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// bounded by its own timeout instead. A forced fetch is New's initial
+	// load, which nothing else waits on and which must end with New's
+	// context.
+	base := context.WithoutCancel(ctx)
+	if force {
+		base = ctx
+	}
+	fctx, cancel := context.WithTimeout(base, jwksFetchTimeout)
 	keys, err := c.fetch(fctx)
 	cancel()
 	if err == nil {

@@ -10,6 +10,11 @@ import (
 
 type ctxKey struct{}
 
+// staleRetryAfter is the Retry-After (seconds) of the 503 for ErrStale and
+// ErrClosed: long enough not to hammer a service whose feed is down, short
+// enough that clients return soon after a poll succeeds again.
+const staleRetryAfter = "5"
+
 // ClaimsFromContext returns the claims Middleware stored for the request, or
 // nil and false when the request did not pass through it.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
@@ -43,9 +48,9 @@ func RequireRole(roles ...string) MiddlewareOption {
 //   - 401 with `WWW-Authenticate: Bearer realm="authd", error="invalid_token"`
 //     for a token that does not verify, revoked ones included;
 //   - 403 with error="insufficient_scope" when RequireRole is not met;
-//   - 503 with Retry-After when Verify returns ErrStale (the token may be
-//     fine, but revocation cannot be checked; a 401 would make clients
-//     discard good tokens).
+//   - 503 with "Retry-After: 5" when Verify returns ErrStale or ErrClosed
+//     (the token may be fine, but revocation cannot be checked; a 401 would
+//     make clients discard good tokens).
 func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	var mc middlewareConfig
 	for _, o := range opts {
@@ -61,7 +66,7 @@ func Middleware(v *Verifier, opts ...MiddlewareOption) func(http.Handler) http.H
 			c, err := v.Verify(r.Context(), raw)
 			switch {
 			case errors.Is(err, ErrStale) || errors.Is(err, ErrClosed):
-				w.Header().Set("Retry-After", "5")
+				w.Header().Set("Retry-After", staleRetryAfter)
 				http.Error(w, "token revocation status unavailable", http.StatusServiceUnavailable)
 				return
 			case err != nil:

@@ -1,8 +1,7 @@
-package verifier
+package verifier_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -13,88 +12,85 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/verifier"
+	"github.com/seedc5a8123e/authd/verifier/verifiertest"
 )
 
 func TestVerify(t *testing.T) {
-	v, f, key, clk := setup(t, nil)
-	ec := newECKey(t, "ec-1")
-	f.addKey(ec)
-	v.keys.forgetLastFetch()
+	srv, clk := newServer(t)
+	ed, ec := newEdKey(t, "ed-1"), newECKey(t, "ec-1")
+	ed.publish(t, srv)
+	ec.publish(t, srv)
+	v := newVerifier(t, srv, nil)
 	now := clk.Now()
 	ctx := context.Background()
 
-	with := func(mod func(jwt.MapClaims)) jwt.MapClaims {
-		c := claimsAt(now)
-		mod(c)
-		return c
+	mintWith := func(opts ...verifiertest.MintOption) func() string {
+		return func() string {
+			tok, _ := mint(srv, opts...)
+			return tok
+		}
 	}
-	edPub := []byte(key.jwk["x"])
+	claim, header := verifiertest.WithClaim, verifiertest.WithHeader
 
 	tests := []struct {
 		name  string
 		token func() string
 		want  error // nil: accepted
 	}{
-		{"ValidEdDSA", func() string { return sign(t, key, claimsAt(now), nil) }, nil},
+		{"ValidMinted", mintWith(), nil},
+		{"ValidEdDSA", func() string { return sign(t, ed, claimsAt(now), nil) }, nil},
 		{"ValidES256", func() string { return sign(t, ec, claimsAt(now), nil) }, nil},
-		{"ExpiredBeyondLeeway", func() string {
-			return sign(t, key, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-31 * time.Second).Unix() }), nil)
-		}, ErrExpired},
-		{"ExpiredWithinLeeway", func() string {
-			return sign(t, key, with(func(c jwt.MapClaims) { c["exp"] = now.Add(-29 * time.Second).Unix() }), nil)
-		}, nil},
-		{"MissingExp", func() string { return sign(t, key, with(func(c jwt.MapClaims) { delete(c, "exp") }), nil) }, ErrMalformed},
-		{"NotBeforeInFuture", func() string {
-			return sign(t, key, with(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Minute).Unix() }), nil)
-		}, ErrNotYetValid},
-		{"IssuedInFuture", func() string {
-			return sign(t, key, with(func(c jwt.MapClaims) { c["iat"] = now.Add(time.Minute).Unix() }), nil)
-		}, ErrNotYetValid},
-		{"WrongIssuer", func() string { return sign(t, key, with(func(c jwt.MapClaims) { c["iss"] = "http://evil" }), nil) }, ErrIssuer},
-		{"WrongAudience", func() string {
-			return sign(t, key, with(func(c jwt.MapClaims) { c["aud"] = []string{"other"} }), nil)
-		}, ErrAudience},
-		{"WrongTyp", func() string { return sign(t, key, claimsAt(now), map[string]any{"typ": "JWT"}) }, ErrMalformed},
-		{"NoTyp", func() string { return sign(t, key, claimsAt(now), map[string]any{"typ": nil}) }, ErrMalformed},
-		{"NoKid", func() string { return sign(t, key, claimsAt(now), map[string]any{"kid": nil}) }, ErrMalformed},
-		{"UnknownKid", func() string { return sign(t, key, claimsAt(now), map[string]any{"kid": "nope"}) }, ErrSignature},
-		{"SidNotUUID", func() string { return sign(t, key, with(func(c jwt.MapClaims) { c["sid"] = "abc" }), nil) }, ErrMalformed},
-		{"NoSubject", func() string { return sign(t, key, with(func(c jwt.MapClaims) { delete(c, "sub") }), nil) }, ErrMalformed},
-		{"Garbage", func() string { return "not.a.jwt" }, ErrMalformed},
-		{"Empty", func() string { return "" }, ErrMalformed},
-		{"Huge", func() string { return strings.Repeat("a", MaxTokenBytes+1) }, ErrMalformed},
+		{"ExpiredBeyondLeeway", mintWith(verifiertest.ExpiresIn(-31 * time.Second)), verifier.ErrExpired},
+		{"ExpiredWithinLeeway", mintWith(verifiertest.ExpiresIn(-29 * time.Second)), nil},
+		{"MissingExp", mintWith(claim("exp", nil)), verifier.ErrMalformed},
+		{"NotBeforeInFuture", mintWith(claim("nbf", now.Add(time.Minute).Unix())), verifier.ErrNotYetValid},
+		{"IssuedInFuture", mintWith(claim("iat", now.Add(time.Minute).Unix())), verifier.ErrNotYetValid},
+		{"WrongIssuer", mintWith(claim("iss", "http://evil")), verifier.ErrIssuer},
+		{"WrongAudience", mintWith(claim("aud", []string{"other"})), verifier.ErrAudience},
+		{"WrongTyp", mintWith(header("typ", "JWT")), verifier.ErrMalformed},
+		{"NoTyp", mintWith(header("typ", nil)), verifier.ErrMalformed},
+		{"NoKid", mintWith(header("kid", nil)), verifier.ErrMalformed},
+		{"UnknownKid", mintWith(header("kid", "nope")), verifier.ErrSignature},
+		{"AlgHeaderNotTheKeys", mintWith(header("alg", "ES256")), verifier.ErrSignature},
+		{"SidNotUUID", func() string { return srv.Mint(uuid.NewString(), "abc", "user") }, verifier.ErrMalformed},
+		{"NoSubject", mintWith(claim("sub", nil)), verifier.ErrMalformed},
+		{"NoJTI", mintWith(claim("jti", nil)), verifier.ErrMalformed},
+		{"Garbage", func() string { return "not.a.jwt" }, verifier.ErrMalformed},
+		{"Empty", func() string { return "" }, verifier.ErrMalformed},
+		{"Huge", func() string { return strings.Repeat("a", verifier.MaxTokenBytes+1) }, verifier.ErrMalformed},
 		{"TamperedPayload", func() string {
-			s := sign(t, key, claimsAt(now), nil)
-			parts := strings.Split(s, ".")
-			other := strings.Split(sign(t, key, with(func(c jwt.MapClaims) { c["role"] = "admin" }), nil), ".")
+			parts := strings.Split(mintWith()(), ".")
+			other := strings.Split(mintWith(claim("role", "admin"))(), ".")
 			return parts[0] + "." + other[1] + "." + parts[2]
-		}, ErrSignature},
+		}, verifier.ErrSignature},
 		{"AlgNone", func() string {
 			s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claimsAt(now)).SignedString(jwt.UnsafeAllowNoneSignatureType)
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
-		}, ErrSignature},
+		}, verifier.ErrSignature},
 		{"HS256WithPublicKeyAsSecret", func() string {
 			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claimsAt(now))
-			tok.Header["kid"], tok.Header["typ"] = key.kid, Type
-			s, err := tok.SignedString(edPub)
+			tok.Header["kid"], tok.Header["typ"] = ed.kid, verifier.Type
+			s, err := tok.SignedString([]byte(ed.x()))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return s
-		}, ErrSignature},
+		}, verifier.ErrSignature},
 		{"ES256HeaderOnEdDSAKey", func() string {
 			// Signed by the EC key but naming the Ed25519 key's kid.
-			return sign(t, ec, claimsAt(now), map[string]any{"kid": key.kid})
-		}, ErrSignature},
+			return sign(t, ec, claimsAt(now), map[string]any{"kid": ed.kid})
+		}, verifier.ErrSignature},
 		{"EdDSAHeaderOnES256Key", func() string {
-			return sign(t, key, claimsAt(now), map[string]any{"kid": ec.kid})
-		}, ErrSignature},
+			return sign(t, ed, claimsAt(now), map[string]any{"kid": ec.kid})
+		}, verifier.ErrSignature},
 		{"SignedByUnpublishedKeyWithKnownKid", func() string {
-			return sign(t, newEdKey(t, key.kid), claimsAt(now), nil)
-		}, ErrSignature},
+			return sign(t, newEdKey(t, ed.kid), claimsAt(now), nil)
+		}, verifier.ErrSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,53 +116,46 @@ func TestVerify(t *testing.T) {
 }
 
 func TestVerifyRevoked(t *testing.T) {
-	v, f, key, clk := setup(t, nil)
+	v, srv, _ := setup(t, nil)
 	ctx := context.Background()
-	c := claimsAt(clk.Now())
-	tok := sign(t, key, c, nil)
+	sub, sid := uuid.NewString(), uuid.NewString()
+	tok := srv.Mint(sub, sid, "user")
 	if _, err := v.Verify(ctx, tok); err != nil {
 		t.Fatalf("before revocation: %v", err)
 	}
-	f.revoke(revocationOf(t, c))
+	srv.Revoke(sid)
 	waitFor(t, 5*time.Second, "the poll to deliver the revocation", func() bool {
 		_, err := v.Verify(ctx, tok)
-		return errors.Is(err, ErrRevoked)
+		return errors.Is(err, verifier.ErrRevoked)
 	})
 	// Another token of the same session is denied as well.
-	c2 := claimsAt(clk.Now())
-	c2["sid"] = c["sid"]
-	if _, err := v.Verify(ctx, sign(t, key, c2, nil)); !errors.Is(err, ErrRevoked) {
+	if _, err := v.Verify(ctx, srv.Mint(sub, sid, "user")); !errors.Is(err, verifier.ErrRevoked) {
 		t.Fatalf("second token of the session: %v, want ErrRevoked", err)
+	}
+	if _, err := v.Verify(ctx, srv.Mint(sub, uuid.NewString(), "user")); err != nil {
+		t.Fatalf("token of another session: %v", err)
 	}
 }
 
 // TestNewLoadsSnapshotFirst: a revocation that predates the Verifier is
 // enforced by the time New returns.
 func TestNewLoadsSnapshotFirst(t *testing.T) {
-	key := newEdKey(t, "ed-1")
-	f := newFakeAuthd(t, key)
-	clk := &manualClock{now: testStart}
-	c := claimsAt(clk.Now())
-	f.revoke(revocationOf(t, c))
-	v, err := New(context.Background(), Config{
-		IssuerURL: f.srv.URL, Issuer: testIssuer, Audience: testAudience, ClientID: testClientID,
-		ClientSecret: testSecret, Clock: clk, PollInterval: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	if _, err := v.Verify(context.Background(), sign(t, key, c, nil)); !errors.Is(err, ErrRevoked) {
+	srv, _ := newServer(t)
+	tok, sid := mint(srv)
+	srv.Revoke(sid)
+	v := newVerifier(t, srv, pollHourly)
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrRevoked) {
 		t.Fatalf("got %v, want ErrRevoked", err)
 	}
 }
 
 func TestNewFailsAfterInitialTimeout(t *testing.T) {
-	f := newFakeAuthd(t, newEdKey(t, "ed-1"))
-	f.setFeedDown(true)
+	srv, _ := newServer(t)
+	srv.SetFeedDown(true)
 	start := time.Now()
-	_, err := New(context.Background(), Config{
-		IssuerURL: f.srv.URL, ClientID: testClientID, ClientSecret: testSecret, InitialTimeout: 300 * time.Millisecond,
+	_, err := verifier.New(context.Background(), verifier.Config{
+		IssuerURL: srv.URL, ClientID: verifiertest.ClientID, ClientSecret: verifiertest.ClientSecret,
+		InitialTimeout: 300 * time.Millisecond,
 	})
 	if err == nil {
 		t.Fatal("New succeeded with the feed down")
@@ -175,15 +164,80 @@ func TestNewFailsAfterInitialTimeout(t *testing.T) {
 		t.Errorf("New took %s", d)
 	}
 	// Long enough that even a loaded CI machine reaches the token request.
-	_, err = New(context.Background(), Config{IssuerURL: f.srv.URL, ClientID: testClientID, ClientSecret: "wrong",
-		InitialTimeout: 2 * time.Second})
+	_, err = verifier.New(context.Background(), verifier.Config{IssuerURL: srv.URL, ClientID: verifiertest.ClientID,
+		ClientSecret: "wrong", InitialTimeout: 2 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "service token") {
 		t.Errorf("wrong secret: got %v", err)
 	}
 }
 
+// TestNewContextBoundsStartup: New gives up when its context ends, even
+// with a long InitialTimeout, and says why.
+func TestNewContextBoundsStartup(t *testing.T) {
+	srv, _ := newServer(t)
+	srv.SetFeedDown(true)
+	cfg := srv.Config()
+	cfg.InitialTimeout = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	v, err := verifier.New(ctx, cfg)
+	if err == nil {
+		_ = v.Close()
+		t.Fatal("New succeeded with the feed down")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("New took %s; its context's deadline was 300ms", d)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "status 503") {
+		t.Errorf("error %q names neither the deadline nor the last failure", err)
+	}
+}
+
+// TestNewContextNotInherited: ending New's context after New returned stops
+// nothing; the Verifier keeps polling until Close.
+func TestNewContextNotInherited(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func() (context.Context, func())
+	}{
+		{"Cancelled", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancel(context.Background())
+			return ctx, cancel
+		}},
+		{"DeadlinePassed", func() (context.Context, func()) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			return ctx, func() { <-ctx.Done(); cancel() }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := newServer(t)
+			cfg := srv.Config()
+			cfg.InitialTimeout = 5 * time.Second
+			ctx, end := tc.end()
+			v, err := verifier.New(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = v.Close() })
+			end()
+
+			tok, sid := mint(srv)
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("before revocation: %v", err)
+			}
+			srv.Revoke(sid)
+			waitFor(t, 5*time.Second, "a poll after New's context ended", func() bool {
+				_, err := v.Verify(context.Background(), tok)
+				return errors.Is(err, verifier.ErrRevoked)
+			})
+		})
+	}
+}
+
 func TestConfigValidation(t *testing.T) {
-	for name, cfg := range map[string]Config{
+	for name, cfg := range map[string]verifier.Config{
 		"NoURL":              {ClientID: "a", ClientSecret: "b"},
 		"RelativeURL":        {IssuerURL: "authd:8080", ClientID: "a", ClientSecret: "b"},
 		"NoSecret":           {IssuerURL: "http://x", ClientID: "a"},
@@ -191,7 +245,7 @@ func TestConfigValidation(t *testing.T) {
 		"BadRedisURL":        {IssuerURL: "http://127.0.0.1:1", ClientID: "a", ClientSecret: "b", RedisURL: "ftp://x"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := New(context.Background(), cfg); err == nil {
+			if _, err := verifier.New(context.Background(), cfg); err == nil {
 				t.Fatal("New accepted an invalid config")
 			}
 		})
@@ -205,35 +259,35 @@ func TestStaleness(t *testing.T) {
 			name = "FailOpen"
 		}
 		t.Run(name, func(t *testing.T) {
-			v, f, key, clk := setup(t, func(c *Config) { c.MaxStaleness = time.Minute; c.FailOpen = failOpen })
+			v, srv, clk := setup(t, func(c *verifier.Config) { c.MaxStaleness = time.Minute; c.FailOpen = failOpen })
 			ctx := context.Background()
-			revoked := claimsAt(clk.Now())
-			f.revoke(revocationOf(t, revoked))
+			revoked, sid := mint(srv)
+			srv.Revoke(sid)
 			waitFor(t, 5*time.Second, "revocation", func() bool {
-				_, err := v.Verify(ctx, sign(t, key, revoked, nil))
-				return errors.Is(err, ErrRevoked)
+				_, err := v.Verify(ctx, revoked)
+				return errors.Is(err, verifier.ErrRevoked)
 			})
-			f.setFeedDown(true)
+			srv.SetFeedDown(true)
 			polls := v.Stats().PollErrors
 			waitFor(t, 5*time.Second, "a failed poll", func() bool { return v.Stats().PollErrors > polls })
 			clk.Advance(61 * time.Second)
-			good := sign(t, key, claimsAt(clk.Now()), nil)
+			good, _ := mint(srv)
 			_, err := v.Verify(ctx, good)
 			if failOpen {
 				if err != nil {
 					t.Fatalf("fail open: %v", err)
 				}
-			} else if !errors.Is(err, ErrStale) {
+			} else if !errors.Is(err, verifier.ErrStale) {
 				t.Fatalf("got %v, want ErrStale", err)
 			}
-			if !v.Stats().Stale {
-				t.Error("Stats.Stale is false")
+			if st := v.Stats(); !st.Stale || !st.LastSync.Before(clk.Now().Add(-time.Minute)) {
+				t.Errorf("Stats: Stale %v, LastSync %s at Clock time %s", st.Stale, st.LastSync, clk.Now())
 			}
 			// The denylist survived the outage.
-			if _, err := v.Verify(ctx, sign(t, key, revoked, nil)); failOpen && !errors.Is(err, ErrRevoked) {
+			if _, err := v.Verify(ctx, revoked); failOpen && !errors.Is(err, verifier.ErrRevoked) {
 				t.Errorf("revoked token during outage: %v, want ErrRevoked", err)
 			}
-			f.setFeedDown(false)
+			srv.SetFeedDown(false)
 			waitFor(t, 5*time.Second, "recovery", func() bool {
 				_, err := v.Verify(ctx, good)
 				return err == nil
@@ -242,39 +296,49 @@ func TestStaleness(t *testing.T) {
 	}
 }
 
+// TestStats: LastSync is Config.Clock time, DenylistSize counts sessions.
+func TestStats(t *testing.T) {
+	v, srv, clk := setup(t, nil)
+	st := v.Stats()
+	if !st.LastSync.Equal(clk.Now()) || st.Stale || st.DenylistSize != 0 || st.Polls == 0 || st.PushMessages != 0 {
+		t.Errorf("after New: %+v, want LastSync = Clock time %s", st, clk.Now())
+	}
+	clk.Advance(time.Second)
+	for range 3 {
+		srv.Revoke(uuid.NewString())
+	}
+	waitFor(t, 5*time.Second, "three revocations", func() bool { return v.Stats().DenylistSize == 3 })
+	if st := v.Stats(); !st.LastSync.Equal(clk.Now()) {
+		t.Errorf("LastSync %s, want the advanced Clock time %s", st.LastSync, clk.Now())
+	}
+}
+
 func TestServiceTokenRenewedOn401(t *testing.T) {
-	v, f, _, _ := setup(t, nil)
-	before := f.tokenHits.Load()
-	f.mu.Lock()
-	f.token = "service-token-2" // the old one is now refused
-	f.mu.Unlock()
+	v, srv, _ := setup(t, nil)
+	before := srv.Requests().Token
+	srv.RenewServiceToken() // the old one is now refused
 	errs := v.Stats().PollErrors
-	syncs := v.Stats().Polls
-	waitFor(t, 5*time.Second, "a new service token", func() bool { return f.tokenHits.Load() > before })
-	waitFor(t, 5*time.Second, "more polls", func() bool { return v.Stats().Polls > syncs+3 })
+	polls := v.Stats().Polls
+	waitFor(t, 5*time.Second, "a new service token", func() bool { return srv.Requests().Token > before })
+	waitFor(t, 5*time.Second, "more polls", func() bool { return v.Stats().Polls > polls+3 })
 	if got := v.Stats().PollErrors; got != errs {
 		t.Errorf("poll errors went from %d to %d; the 401 should be retried with a new token", errs, got)
 	}
 }
 
 func TestKeyRotation(t *testing.T) {
-	v, f, _, clk := setup(t, func(c *Config) { c.KeyRefetchInterval = time.Hour })
+	v, srv, _ := setup(t, func(c *verifier.Config) { c.KeyRefetchInterval = time.Hour })
 	ctx := context.Background()
-	hits := f.jwksHits.Load()
-	newKey := newEdKey(t, "ed-2")
-	f.addKey(newKey)
-	v.keys.forgetLastFetch() // as if KeyRefetchInterval had passed since New
-	tok := sign(t, newKey, claimsAt(clk.Now()), nil)
+	hits := srv.Requests().JWKS
+	srv.RotateKey()
+	verifier.ForgetLastFetch(v) // as if KeyRefetchInterval had passed since New
+	tok, _ := mint(srv)
 
 	// Concurrent callers share one fetch.
 	var wg sync.WaitGroup
 	errs := make([]error, 20)
 	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, errs[i] = v.Verify(ctx, tok)
-		}()
+		wg.Go(func() { _, errs[i] = v.Verify(ctx, tok) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -282,115 +346,52 @@ func TestKeyRotation(t *testing.T) {
 			t.Fatalf("token of the new key: %v", err)
 		}
 	}
-	if got := f.jwksHits.Load() - hits; got != 1 {
+	if got := srv.Requests().JWKS - hits; got != 1 {
 		t.Errorf("JWKS fetched %d times, want 1", got)
 	}
 	// Within the rate limit another unknown kid causes no fetch.
-	other := newEdKey(t, "ed-3")
-	f.addKey(other)
-	if _, err := v.Verify(ctx, sign(t, other, claimsAt(clk.Now()), nil)); !errors.Is(err, ErrSignature) {
+	srv.RotateKey()
+	if _, err := v.Verify(ctx, srv.Mint(uuid.NewString(), uuid.NewString(), "user")); !errors.Is(err, verifier.ErrSignature) {
 		t.Errorf("rate-limited unknown kid: %v, want ErrSignature", err)
 	}
-	if got := f.jwksHits.Load() - hits; got != 1 {
+	if got := srv.Requests().JWKS - hits; got != 1 {
 		t.Errorf("JWKS fetched %d times, want 1 (rate limit)", got)
 	}
-}
-
-func TestDenylistExpiry(t *testing.T) {
-	d := newDenylist()
-	at := func(sec int64) Revocation {
-		return Revocation{SID: uuid.NewString(), JTI: uuid.NewString(), Exp: sec}
-	}
-	early, late := at(100), at(200)
-	for _, r := range []Revocation{early, late, late} { // a repeat is one entry
-		if !d.add(r) {
-			t.Fatal("add refused a valid entry")
-		}
-	}
-	if got, want := d.len(), 2; got != want {
-		t.Fatalf("len = %d, want %d", got, want)
-	}
-	if !d.add(Revocation{SID: early.SID, Exp: 50}) || d.m[mustID(t, early.SID)] != 100 {
-		t.Error("an older exp replaced a newer one")
-	}
-	tests := []struct {
-		name   string
-		cutoff int64
-		early  bool
-		late   bool
-	}{
-		{"NothingExpired", 100, true, true},
-		{"EarlyExpired", 101, false, true},
-		{"AllExpired", 201, false, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d.sweep(tt.cutoff)
-			if got := d.denied(mustID(t, early.SID)); got != tt.early {
-				t.Errorf("early denied = %v, want %v", got, tt.early)
-			}
-			if got := d.denied(mustID(t, late.SID)); got != tt.late {
-				t.Errorf("late denied = %v, want %v", got, tt.late)
-			}
-		})
-	}
-	if d.add(Revocation{SID: "not-a-uuid"}) {
-		t.Error("add accepted a malformed sid")
+	// Tokens of the older keys stay valid.
+	if _, err := v.Verify(ctx, tok); err != nil {
+		t.Errorf("token of the previous key: %v", err)
 	}
 }
 
 // TestVerifierSweeps: the poll loop drops entries once exp+leeway passed.
 func TestVerifierSweeps(t *testing.T) {
-	v, f, _, clk := setup(t, nil)
-	f.revoke(Revocation{SID: uuid.NewString(), JTI: uuid.NewString(), Exp: clk.Now().Add(time.Minute).Unix()})
-	waitFor(t, 5*time.Second, "entry loaded", func() bool { return v.DenylistSize() == 1 })
-	clk.Advance(time.Minute + DefaultLeeway)
+	v, srv, clk := setup(t, nil)
+	_, sid := mint(srv, verifiertest.ExpiresIn(time.Minute))
+	srv.Revoke(sid)
+	size := func() int { return v.Stats().DenylistSize }
+	waitFor(t, 5*time.Second, "entry loaded", func() bool { return size() == 1 })
+	clk.Advance(time.Minute + verifier.DefaultLeeway)
 	// Exactly at exp+leeway a token could still pass: the entry must stay.
 	polls := v.Stats().Polls
 	waitFor(t, 5*time.Second, "polls", func() bool { return v.Stats().Polls > polls+2 })
-	if v.DenylistSize() != 1 {
+	if size() != 1 {
 		t.Fatal("entry dropped while a token of the session could still be accepted")
 	}
 	clk.Advance(2 * time.Second)
-	waitFor(t, 5*time.Second, "entry swept", func() bool { return v.DenylistSize() == 0 })
-}
-
-func TestParseID(t *testing.T) {
-	for _, s := range []string{"", "x", strings.Repeat("0", 36), "0000000-00000-0000-0000-000000000000",
-		"g0000000-0000-0000-0000-000000000000"} {
-		if _, ok := parseID(s); ok {
-			t.Errorf("parseID(%q) succeeded", s)
-		}
-	}
-	u := uuid.New()
-	for _, s := range []string{u.String(), strings.ToUpper(u.String())} {
-		got, ok := parseID(s)
-		if !ok || got != id(u) {
-			t.Errorf("parseID(%q) = %x, %v", s, got, ok)
-		}
-	}
-}
-
-func mustID(t testing.TB, s string) id {
-	t.Helper()
-	u, ok := parseID(s)
-	if !ok {
-		t.Fatalf("bad id %q", s)
-	}
-	return u
+	waitFor(t, 5*time.Second, "entry swept", func() bool { return size() == 0 })
 }
 
 func TestMiddleware(t *testing.T) {
-	v, f, key, clk := setup(t, func(c *Config) { c.MaxStaleness = time.Minute })
-	h := Middleware(v, RequireRole("admin", "user"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := ClaimsFromContext(r.Context())
+	v, srv, clk := setup(t, func(c *verifier.Config) { c.MaxStaleness = time.Minute })
+	h := verifier.Middleware(v, verifier.RequireRole("admin", "user"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := verifier.ClaimsFromContext(r.Context())
 		if !ok {
 			t.Error("no claims in context")
 			return
 		}
 		_, _ = w.Write([]byte(c.Subject))
 	}))
-	adminOnly := Middleware(v, RequireRole("admin"))(http.NotFoundHandler())
+	adminOnly := verifier.Middleware(v, verifier.RequireRole("admin"))(http.NotFoundHandler())
 	do := func(h http.Handler, auth string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		if auth != "" {
@@ -400,10 +401,10 @@ func TestMiddleware(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
-	c := claimsAt(clk.Now())
-	good := sign(t, key, c, nil)
+	sub, sid := uuid.NewString(), uuid.NewString()
+	good := srv.Mint(sub, sid, "user")
 
-	if rec := do(h, "bearer "+good); rec.Code != http.StatusOK || rec.Body.String() != c["sub"] {
+	if rec := do(h, "bearer "+good); rec.Code != http.StatusOK || rec.Body.String() != sub {
 		t.Errorf("valid token: %d %q", rec.Code, rec.Body)
 	}
 	rec := do(h, "")
@@ -418,29 +419,50 @@ func TestMiddleware(t *testing.T) {
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Errorf("wrong role: %d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
 	}
-	f.revoke(revocationOf(t, c))
+	srv.Revoke(sid)
 	waitFor(t, 5*time.Second, "revocation", func() bool { return do(h, "Bearer "+good).Code == http.StatusUnauthorized })
 
-	f.setFeedDown(true)
+	srv.SetFeedDown(true)
 	errs := v.Stats().PollErrors
 	waitFor(t, 5*time.Second, "a failed poll", func() bool { return v.Stats().PollErrors > errs })
 	clk.Advance(2 * time.Minute)
-	if rec := do(h, "Bearer "+sign(t, key, claimsAt(clk.Now()), nil)); rec.Code != http.StatusServiceUnavailable {
-		t.Errorf("stale: %d, want 503", rec.Code)
+	fresh, _ := mint(srv)
+	if rec := do(h, "Bearer "+fresh); rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "5" {
+		t.Errorf("stale: %d, Retry-After %q; want 503, 5", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
 
 func TestClose(t *testing.T) {
-	v, _, key, clk := setup(t, nil)
+	v, srv, _ := setup(t, nil)
 	if err := v.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Close(); err != nil {
 		t.Fatal("second Close:", err)
 	}
-	if _, err := v.Verify(context.Background(), sign(t, key, claimsAt(clk.Now()), nil)); !errors.Is(err, ErrClosed) {
+	tok, _ := mint(srv)
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, verifier.ErrClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 }
 
-var _ = ed25519.PublicKeySize
+// TestUnusableVerifier: a Verifier not made by New panics instead of
+// answering, as documented.
+func TestUnusableVerifier(t *testing.T) {
+	for name, v := range map[string]*verifier.Verifier{"Zero": {}, "Nil": nil} {
+		for method, call := range map[string]func(){
+			"Verify": func() { _, _ = v.Verify(context.Background(), "x.y.z") },
+			"Stats":  func() { _ = v.Stats() },
+			"Close":  func() { _ = v.Close() },
+		} {
+			t.Run(name+method, func(t *testing.T) {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s did not panic", method)
+					}
+				}()
+				call()
+			})
+		}
+	}
+}

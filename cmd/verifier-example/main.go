@@ -66,22 +66,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	defer v.Close()
 
-	mux := http.NewServeMux()
-	mux.Handle("GET /hello", verifier.Middleware(v)(http.HandlerFunc(hello)))
-	mux.Handle("GET /admin", verifier.Middleware(v, verifier.RequireRole("admin"))(http.HandlerFunc(hello)))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		st := v.Stats()
-		w.Header().Set("Content-Type", "application/json")
-		if st.Stale {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"last_sync": st.LastSync.UTC(), "stale": st.Stale, "denylist_size": st.DenylistSize,
-			"polls": st.Polls, "poll_errors": st.PollErrors, "push_messages": st.PushMessages,
-		})
-	})
-
-	srv := &http.Server{Addr: or(getenv("VERIFIER_ADDR"), ":8081"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: or(getenv("VERIFIER_ADDR"), ":8081"), Handler: routes(v), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("verifier-example listening", "addr", srv.Addr)
@@ -96,6 +81,26 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	return nil
+}
+
+// routes are the service's API, apart from run so that main_test.go can
+// test them against verifiertest instead of authd.
+func routes(v *verifier.Verifier) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /hello", verifier.Middleware(v)(http.HandlerFunc(hello)))
+	mux.Handle("GET /admin", verifier.Middleware(v, verifier.RequireRole("admin"))(http.HandlerFunc(hello)))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		st := v.Stats()
+		w.Header().Set("Content-Type", "application/json")
+		if st.Stale {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"last_sync": st.LastSync.UTC(), "stale": st.Stale, "denylist_size": st.DenylistSize,
+			"polls": st.Polls, "poll_errors": st.PollErrors, "push_messages": st.PushMessages,
+		})
+	})
+	return mux
 }
 
 func hello(w http.ResponseWriter, r *http.Request) {
