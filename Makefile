@@ -6,24 +6,37 @@ STATICCHECK_VERSION := v0.8.2
 
 ## run: the service on a local database, with a first admin printed once
 run:
-	@DATABASE_URL="$$(deploy/dev/devdb.sh authd)" && export DATABASE_URL && \
+	@DATABASE_URL="$$(GO=$(GO) deploy/dev/devdb.sh authd)" && export DATABASE_URL && \
 	  $(GO) run ./cmd/authd serve --bootstrap-admin
 
 ## test: every test, integration tests included, each in its own database
 test:
-	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= deploy/dev/devdb.sh postgres)}" && \
+	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= GO=$(GO) deploy/dev/devdb.sh postgres)}" && \
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -race -count=1 ./...
 
 ## bench: the benchmarks quoted in README's Performance section
 bench:
-	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= deploy/dev/devdb.sh postgres)}" && \
+	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= GO=$(GO) deploy/dev/devdb.sh postgres)}" && \
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -run '^$$' -bench . -benchmem ./...
 
+# VERSION and REVISION, when set, name the build in `authd version` and the
+# authd_build_info metric; otherwise go build's VCS stamp does (none without .git).
+VERSION ?=
+REVISION ?=
+BUILDINFO := github.com/seedc5a8123e/authd/internal/buildinfo
+LDFLAGS := -s -w
+ifneq ($(VERSION),)
+LDFLAGS += -X $(BUILDINFO).Version=$(VERSION)
+endif
+ifneq ($(REVISION),)
+LDFLAGS += -X $(BUILDINFO).Revision=$(REVISION)
+endif
+
 ## build: a static binary in bin/authd (deploy/Dockerfile runs this target)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/authd ./cmd/authd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='$(LDFLAGS)' -o bin/authd ./cmd/authd
 
 ## lint: go vet and a pinned staticcheck (fetched through the module proxy)
 lint:

@@ -96,9 +96,11 @@ func TestImageBuildStep(t *testing.T) {
 	copyBuildContext(t, repoRoot(t), src)
 
 	// go test puts the go command that runs it first on PATH, so the
-	// Makefile's default GO=go is this toolchain.
+	// Makefile's default GO=go is this toolchain. VERSION and REVISION are
+	// what the Dockerfile passes from its build arguments.
 	cmd := exec.Command("make", "build")
 	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "VERSION=v0.0.0-buildtest", "REVISION=buildtest-rev")
 	t.Logf("%s: %s", cmd.Dir, strings.Join(cmd.Args, " "))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
@@ -119,6 +121,25 @@ func TestImageBuildStep(t *testing.T) {
 	for _, want := range []string{"usage: authd", "serve", "migrate", "keys generate"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("authd help: output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+
+	// Every command explains itself without configuration; the link-time
+	// VERSION and REVISION reach `authd version` (and authd_build_info).
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--help"}, "usage: authd serve [--no-migrate] [--bootstrap-admin]"},
+		{[]string{"user", "--help"}, "usage: authd user <subcommand>"},
+		{[]string{"migrate", "up", "-h"}, "usage: authd migrate up"},
+		{[]string{"version"}, "version: v0.0.0-buildtest\ncommit: buildtest-rev\ngo: "},
+	} {
+		c := exec.Command(bin, tc.args...)
+		c.Env = []string{}
+		out, err := c.CombinedOutput()
+		if err != nil || !strings.HasPrefix(string(out), tc.want) {
+			t.Errorf("authd %s: %v, output %q; want exit 0 and output starting %q", strings.Join(tc.args, " "), err, out, tc.want)
 		}
 	}
 

@@ -3,6 +3,7 @@
 package deploy_test
 
 import (
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -142,6 +143,46 @@ func TestCompose(t *testing.T) {
 			return len(parts) >= 2 && strings.HasPrefix(p, strings.TrimSuffix(parts[1], "/")+"/")
 		}) {
 			t.Errorf("docker-compose.yml: AUTHD_SIGNING_KEYS file %s is not under a mounted volume", p)
+		}
+	}
+}
+
+// composePort splits a short-syntax port mapping, [HOST_IP:]HOST:CONTAINER[/PROTO],
+// into the host IP (empty: every interface) and the container port.
+func composePort(p string) (hostIP, container string) {
+	p, _, _ = strings.Cut(p, "/")
+	if strings.HasPrefix(p, "[") { // [::1]:9090:9090
+		if end := strings.Index(p, "]"); end > 0 {
+			hostIP, p = p[1:end], strings.TrimPrefix(p[end+1:], ":")
+		}
+	}
+	parts := strings.Split(p, ":")
+	if len(parts) == 3 {
+		hostIP = parts[0]
+	}
+	return hostIP, parts[len(parts)-1]
+}
+
+// TestComposeMetrics: /metrics has its own listener (AUTHD_METRICS_ADDR),
+// published on the host's loopback only, never on the API's port 8080.
+func TestComposeMetrics(t *testing.T) {
+	a := loadCompose(t)["authd"]
+	env := composeEnv(t, a.Environment)
+	if env["AUTHD_METRICS_ADDR"] == "" {
+		t.Fatal("docker-compose.yml: authd does not set AUTHD_METRICS_ADDR, so /metrics is served on the published API port")
+	}
+	_, mp := splitAddr(t, "docker-compose.yml: AUTHD_METRICS_ADDR", env["AUTHD_METRICS_ADDR"])
+	_, ap := splitAddr(t, "docker-compose.yml: AUTHD_ADDR", effectiveAddr(t, env["AUTHD_ADDR"]))
+	if mp == ap {
+		t.Errorf("docker-compose.yml: AUTHD_METRICS_ADDR and AUTHD_ADDR share port %s", ap)
+	}
+	for _, p := range a.Ports {
+		hostIP, container := composePort(p)
+		if container != mp {
+			continue
+		}
+		if ip, err := netip.ParseAddr(hostIP); hostIP != "localhost" && (err != nil || !ip.IsLoopback()) {
+			t.Errorf("docker-compose.yml: authd publishes the metrics port as %q; bind it to 127.0.0.1 (or do not publish it)", p)
 		}
 	}
 }

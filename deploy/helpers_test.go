@@ -5,7 +5,13 @@
 // image's build step, `make build`.
 package deploy_test
 
-import "github.com/seedc5a8123e/authd/internal/config"
+import (
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/seedc5a8123e/authd/internal/config"
+)
 
 // The tests run in deploy/, so the repository root is one level up.
 const root = ".."
@@ -22,4 +28,47 @@ func knownNames() map[string]bool {
 		m[n] = true
 	}
 	return m
+}
+
+// splitAddr splits a listen address such as ":9090" into host and port,
+// failing the test unless it is host:port with a numeric port.
+func splitAddr(t *testing.T, what, addr string) (host, port string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
+		t.Fatalf("%s: %q is not host:port", what, addr)
+	}
+	return host, port
+}
+
+// allInterfaces reports whether a listen address's host is a wildcard.
+func allInterfaces(host string) bool { return host == "" || host == "0.0.0.0" || host == "::" }
+
+// defaultConfig is what authd runs with when nothing but DATABASE_URL is set.
+func defaultConfig(t *testing.T) config.Config {
+	t.Helper()
+	c, err := config.Load(func(k string) string {
+		if k == "DATABASE_URL" {
+			return "postgres://authd@127.0.0.1:5432/authd"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// effectiveAddr is the AUTHD_ADDR a container of the image runs with when
+// its deployment file sets addr: addr, else the image's ENV, else authd's
+// default.
+func effectiveAddr(t *testing.T, addr string) string {
+	t.Helper()
+	if addr == "" {
+		addr = dockerfileEnv(t)["AUTHD_ADDR"]
+	}
+	if addr == "" {
+		addr = defaultConfig(t).Addr
+	}
+	return addr
 }

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,9 +20,10 @@ import (
 )
 
 type meta struct {
-	Name      string            `yaml:"name"`
-	Namespace string            `yaml:"namespace"`
-	Labels    map[string]string `yaml:"labels"`
+	Name        string            `yaml:"name"`
+	Namespace   string            `yaml:"namespace"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type labelSelector struct {
@@ -138,6 +140,7 @@ type object struct {
 }
 
 type servicePort struct {
+	Name       string    `yaml:"name"`
 	Port       int       `yaml:"port"`
 	TargetPort yaml.Node `yaml:"targetPort"`
 }
@@ -563,5 +566,87 @@ func checkKeyFilesMounted(t *testing.T, objs []*object, w *object, c container, 
 		if !ok {
 			t.Errorf("%s: AUTHD_SIGNING_KEYS names %s, which no mounted Secret provides", w, p)
 		}
+	}
+}
+
+// TestK8sMetricsPort: /metrics is on its own listener (AUTHD_METRICS_ADDR)
+// and container port "metrics", reached only through a Service annotated
+// for Prometheus; the public Service routes to the API port only. Without
+// AUTHD_METRICS_ADDR, /metrics would be served on the API port, which the
+// Service and any ingress in front of it expose.
+func TestK8sMetricsPort(t *testing.T) {
+	objs := loadK8s(t)
+	d := theDeployment(t, objs)
+	c := d.Spec.Template.Spec.Containers[0]
+	env := containerEnv(t, objs, d, c)
+	ports := map[string]int{} // container port name -> number
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+
+	if env["AUTHD_METRICS_ADDR"] == "" {
+		t.Fatalf("%s: AUTHD_METRICS_ADDR is not set, so /metrics is served on the API port behind the public Service", d)
+	}
+	_, mp := splitAddr(t, d.String()+": AUTHD_METRICS_ADDR", env["AUTHD_METRICS_ADDR"])
+	_, ap := splitAddr(t, d.String()+": AUTHD_ADDR", effectiveAddr(t, env["AUTHD_ADDR"]))
+	metricsPort, _ := strconv.Atoi(mp)
+	apiPort, _ := strconv.Atoi(ap)
+	if ports["metrics"] != metricsPort {
+		t.Errorf("%s: container port \"metrics\" is %d, want AUTHD_METRICS_ADDR's port %d", d, ports["metrics"], metricsPort)
+	}
+	if ports["http"] != apiPort {
+		t.Errorf("%s: container port \"http\" is %d, want AUTHD_ADDR's port %d", d, ports["http"], apiPort)
+	}
+	if metricsPort == apiPort {
+		t.Errorf("%s: AUTHD_METRICS_ADDR and AUTHD_ADDR share port %d", d, apiPort)
+	}
+
+	// target resolves a Service port to the container port it reaches.
+	target := func(p servicePort) int {
+		switch v := p.TargetPort.Value; {
+		case v == "":
+			return p.Port // Kubernetes' default: targetPort = port
+		default:
+			if n, err := strconv.Atoi(v); err == nil {
+				return n
+			}
+			return ports[v]
+		}
+	}
+	var scraped bool
+	for _, s := range byKind(objs, "Service") {
+		scrape := s.Metadata.Annotations["prometheus.io/scrape"] == "true"
+		for _, p := range s.Spec.Ports {
+			switch to := target(p); {
+			case !scrape && to == metricsPort:
+				t.Errorf("%s: port %d routes to the metrics port %d; only a Service annotated prometheus.io/scrape may", s, p.Port, to)
+			case scrape && to != metricsPort:
+				t.Errorf("%s: a scraped Service, but port %d routes to container port %d, not the metrics port %d", s, p.Port, to, metricsPort)
+			}
+		}
+		if !scrape {
+			continue
+		}
+		scraped = true
+		if got := s.Metadata.Annotations["prometheus.io/port"]; got != strconv.Itoa(metricsPort) {
+			t.Errorf("%s: annotation prometheus.io/port %q, want the metrics port %d", s, got, metricsPort)
+		}
+		if got := s.Metadata.Annotations["prometheus.io/path"]; got != "" && got != "/metrics" {
+			t.Errorf("%s: annotation prometheus.io/path %q, want /metrics", s, got)
+		}
+	}
+	if !scraped {
+		t.Errorf("no Service annotated prometheus.io/scrape: \"true\" routes to the metrics port %d", metricsPort)
+	}
+
+	pub := find(objs, "Service", "authd")
+	if pub == nil {
+		t.Fatal("no Service authd")
+	}
+	if pub.Metadata.Annotations["prometheus.io/scrape"] == "true" {
+		t.Errorf("%s: the public Service must not be the scrape target", pub)
+	}
+	if !slices.ContainsFunc(pub.Spec.Ports, func(p servicePort) bool { return target(p) == apiPort }) {
+		t.Errorf("%s: no port routes to the API port %d", pub, apiPort)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 )
 
@@ -50,14 +51,14 @@ func startServe(t *testing.T, env map[string]string, msgs ...string) ([]string, 
 	var addrs []string
 	for _, msg := range msgs {
 		re := regexp.MustCompile(`"msg":"` + msg + `","addr":"([^"]+)"`)
-		waitFor(t, "the "+msg+" log line", func() bool {
+		authdtest.Eventually(t, startTimeout, func() bool {
 			select {
 			case err := <-done:
 				t.Fatalf("serve returned early: %v\n%s", err, stderr.String())
 			default:
 			}
 			return re.MatchString(stderr.String())
-		})
+		}, "the %s log line", msg)
 		addrs = append(addrs, "http://"+re.FindStringSubmatch(stderr.String())[1])
 	}
 	return addrs, stop
@@ -69,7 +70,7 @@ func TestServeMetricsOnMainListener(t *testing.T) {
 	}, "listening")
 	defer stop()
 	base := addrs[0]
-	waitFor(t, "/readyz", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	authdtest.Eventually(t, startTimeout, func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK }, "/readyz")
 	code, body := get(t, base+"/metrics")
 	if code != http.StatusOK || !strings.Contains(body, `authd_http_requests_total{code="200",route="/readyz"}`) ||
 		!strings.Contains(body, "authd_db_pool_max_conns") || !strings.Contains(body, "go_goroutines") {
@@ -87,7 +88,7 @@ func TestServeMetricsOnOwnListener(t *testing.T) {
 	if base == metricsBase {
 		t.Fatalf("both listeners on %s", base)
 	}
-	waitFor(t, "/readyz", func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK })
+	authdtest.Eventually(t, startTimeout, func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusOK }, "/readyz")
 
 	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound {
 		t.Fatalf("GET /metrics on the main listener: %d, want 404\n%s", code, body)

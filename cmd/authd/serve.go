@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/seedc5a8123e/authd/internal/account"
@@ -20,14 +22,51 @@ import (
 // shutdownGrace is how long in-flight requests get after SIGTERM.
 const shutdownGrace = 20 * time.Second
 
-func serve(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("serve", e)
-	noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations")
-	bootstrap := fs.Bool("bootstrap-admin", false, "create an admin user if none exists and print its credentials once")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+func serveCmd() *command {
+	return &command{
+		name:     "serve",
+		synopsis: "[--no-migrate] [--bootstrap-admin]",
+		summary:  "run the HTTP server",
+		detail: `
+Run the HTTP API until SIGTERM or SIGINT, then drain in-flight requests for
+up to 20s. Applies pending migrations first unless --no-migrate. Logs JSON
+lines on stderr.
 
+Configuration comes from the environment (README.md, Configuration);
+DATABASE_URL is required. The variables:
+` + wrapList(config.Names, "  ", 76),
+		define: func(fs *flag.FlagSet) runFunc {
+			noMigrate := fs.Bool("no-migrate", false,
+				"do not apply pending migrations (for replicas: run authd migrate up before the rollout)")
+			bootstrap := fs.Bool("bootstrap-admin", false,
+				"create the user admin if no enabled admin exists and print its password once, on stdout")
+			return func(ctx context.Context, _ []string, e env) error { return serve(ctx, *noMigrate, *bootstrap, e) }
+		},
+	}
+}
+
+// wrapList joins words with ", " into lines of at most width characters,
+// each starting with indent.
+func wrapList(words []string, indent string, width int) string {
+	var b strings.Builder
+	line := indent
+	for i, w := range words {
+		if i < len(words)-1 {
+			w += ","
+		}
+		if line != indent && len(line)+1+len(w) > width {
+			b.WriteString(line + "\n")
+			line = indent
+		}
+		if line != indent {
+			line += " "
+		}
+		line += w
+	}
+	return b.String() + line + "\n"
+}
+
+func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	// Configuration and logging.
 	cfg, err := config.Load(e.getenv)
 	if err != nil {
@@ -37,7 +76,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	log.Info("starting", cfg.Redacted()...)
 
 	// Schema, then the whole graph (internal/app).
-	if !*noMigrate {
+	if !noMigrate {
 		if err := migrateUp(cfg.DatabaseURL); err != nil {
 			return err
 		}
@@ -54,7 +93,7 @@ func serve(ctx context.Context, args []string, e env) error {
 	} else {
 		log.Info("signing keys loaded", "signing_kid", a.Keys.Signing().ID, "published", len(a.Keys.All()))
 	}
-	if *bootstrap {
+	if bootstrap {
 		if err := bootstrapAdmin(ctx, a, e); err != nil {
 			return err
 		}

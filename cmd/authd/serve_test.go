@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
@@ -43,17 +44,8 @@ func (s *syncBuffer) String() string {
 
 func envOf(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// startTimeout bounds the wait for a server start and its effects.
+const startTimeout = 20 * time.Second
 
 func TestServeEndToEnd(t *testing.T) {
 	dbURL := pgtest.URL(t)
@@ -75,17 +67,17 @@ func TestServeEndToEnd(t *testing.T) {
 		}), nil, stdout, stderr)
 	}()
 	addrRe := regexp.MustCompile(`"msg":"listening","addr":"([^"]+)"`)
-	waitFor(t, "the listening log line", func() bool { return addrRe.MatchString(stderr.String()) })
+	authdtest.Eventually(t, startTimeout, func() bool { return addrRe.MatchString(stderr.String()) }, "the listening log line")
 	base := "http://" + addrRe.FindStringSubmatch(stderr.String())[1]
 
-	waitFor(t, "/readyz", func() bool {
+	authdtest.Eventually(t, startTimeout, func() bool {
 		res, err := http.Get(base + "/readyz")
 		if err != nil {
 			return false
 		}
 		res.Body.Close()
 		return res.StatusCode == 200
-	})
+	}, "/readyz")
 	creds := regexp.MustCompile(`(?m)^username: (\S+)\npassword: (\S+)$`).FindStringSubmatch(stdout.String())
 	if creds == nil || !strings.Contains(stdout.String(), "curl -s -X POST") {
 		t.Fatalf("bootstrap output = %q", stdout.String())
@@ -135,7 +127,8 @@ func TestServeEndToEnd(t *testing.T) {
 		done2 <- run(ctx2, []string{"serve", "--bootstrap-admin", "--no-migrate"}, envOf(map[string]string{
 			"DATABASE_URL": dbURL, "AUTHD_ADDR": "127.0.0.1:0"}), nil, stdout2, io.Discard)
 	}()
-	waitFor(t, "the second start", func() bool { return strings.Contains(stdout2.String(), "an admin user exists") })
+	authdtest.Eventually(t, startTimeout, func() bool { return strings.Contains(stdout2.String(), "an admin user exists") },
+		"the second start")
 	cancel2()
 	if err := <-done2; err != nil {
 		t.Fatal(err)

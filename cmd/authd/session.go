@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -10,37 +11,50 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
-func sessionCmd(ctx context.Context, args []string, e env) error {
-	if len(args) == 0 {
-		return &usageError{"session: want a subcommand (list, revoke)"}
-	}
-	switch args[0] {
-	case "list":
-		return sessionList(ctx, args[1:], e)
-	case "revoke":
-		return sessionRevoke(ctx, args[1:], e)
-	default:
-		return &usageError{fmt.Sprintf("session: unknown subcommand %q", args[0])}
+func sessionCmd() *command {
+	return &command{
+		name:    "session",
+		summary: "list and revoke sessions",
+		detail:  "List and revoke sessions as the admin endpoints do." + needsDB,
+		subs: []*command{{
+			name:     "list",
+			synopsis: "--user USERNAME [--include-revoked]",
+			summary:  "list a user's sessions",
+			detail: `
+Print a user's sessions, newest first, one per line: id, creation, expiry,
+revocation time and reason, client IP and user agent.` + needsDB,
+			define: func(fs *flag.FlagSet) runFunc {
+				username := fs.String("user", "", "the `USERNAME` whose sessions to list (required)")
+				all := fs.Bool("include-revoked", false, "list revoked and expired sessions too")
+				return func(ctx context.Context, _ []string, e env) error { return sessionList(ctx, *username, *all, e) }
+			},
+		}, {
+			name:     "revoke",
+			synopsis: "SID [--reason REASON]",
+			summary:  "revoke one session",
+			args:     []string{"SID"},
+			detail: `
+Revoke the session SID as POST /sessions/{sid}/revoke does, with no acting
+user; its tokens are refused from then on.` + needsDB,
+			define: func(fs *flag.FlagSet) runFunc {
+				reason := fs.String("reason", "", "the `REASON` recorded with the revocation (default admin_revoke)")
+				return func(ctx context.Context, pos []string, e env) error { return sessionRevoke(ctx, pos[0], *reason, e) }
+			},
+		}},
 	}
 }
 
 // sessionList prints a user's sessions, newest first, one per line.
-func sessionList(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("session list", e)
-	username := fs.String("user", "", "the user whose sessions to list")
-	all := fs.Bool("include-revoked", false, "list revoked and expired sessions too")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func sessionList(ctx context.Context, username string, all bool, e env) error {
+	if username == "" {
+		return &usageError{msg: "session list: --user is required"}
 	}
-	if *username == "" {
-		return &usageError{"session list: --user is required"}
-	}
-	return withUser(ctx, e, *username, func(m *account.Service, u postgres.User) error {
+	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SID\tCREATED\tEXPIRES\tREVOKED\tREASON\tIP\tUSER AGENT")
 		cursor := ""
 		for {
-			p, err := m.Sessions(ctx, u.ID, *all, cursor, account.MaxLimit)
+			p, err := m.Sessions(ctx, u.ID, all, cursor, account.MaxLimit)
 			if err != nil {
 				return err
 			}
@@ -57,27 +71,21 @@ func sessionList(ctx context.Context, args []string, e env) error {
 
 // sessionRevoke revokes one session as POST /sessions/{sid}/revoke does,
 // with no acting user.
-func sessionRevoke(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("session revoke", e)
-	reason := fs.String("reason", "", "why (default admin_revoke)")
-	pos, err := parsePositional(fs, args, "SID")
-	if err != nil {
-		return err
-	}
+func sessionRevoke(ctx context.Context, sid, reason string, e env) error {
 	a, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	already, err := a.Accounts.RevokeSession(ctx, pos[0], *reason)
+	already, err := a.Accounts.RevokeSession(ctx, sid, reason)
 	if err != nil {
-		return fmt.Errorf("session %s: %w", pos[0], err)
+		return fmt.Errorf("session %s: %w", sid, err)
 	}
 	if already {
-		fmt.Fprintf(e.stdout, "%s: already revoked\n", pos[0])
+		fmt.Fprintf(e.stdout, "%s: already revoked\n", sid)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "%s: revoked\n", pos[0])
+	fmt.Fprintf(e.stdout, "%s: revoked\n", sid)
 	return nil
 }
 

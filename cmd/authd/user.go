@@ -15,37 +15,81 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
-func userCmd(ctx context.Context, args []string, e env) error {
-	if len(args) == 0 {
-		return &usageError{"user: want a subcommand (create, disable, enable, set-role, reset-password)"}
+func userCmd() *command {
+	setDisabled := func(disable bool) func(*flag.FlagSet) runFunc {
+		return func(*flag.FlagSet) runFunc {
+			return func(ctx context.Context, pos []string, e env) error { return userSetDisabled(ctx, disable, pos[0], e) }
+		}
 	}
-	switch args[0] {
-	case "create":
-		return userCreate(ctx, args[1:], e)
-	case "disable", "enable":
-		return userSetDisabled(ctx, args[0] == "disable", args[1:], e)
-	case "set-role":
-		return userSetRole(ctx, args[1:], e)
-	case "reset-password":
-		return userResetPassword(ctx, args[1:], e)
-	default:
-		return &usageError{fmt.Sprintf("user: unknown subcommand %q", args[0])}
+	return &command{
+		name:    "user",
+		summary: "manage users",
+		detail: `
+Create and change users as the admin endpoints do, with no acting user.
+Disabling, role changes and password resets revoke every session of the
+user. USERNAME matches case-insensitively.` + needsDB,
+		subs: []*command{{
+			name:     "create",
+			synopsis: "--username NAME [--role user|admin|service] [--generate-password]",
+			summary:  "create a user (password: first line of stdin)",
+			detail: `
+Create a user and print its id. The password is the first line of stdin
+(at least 12 characters), or with --generate-password a generated one,
+printed once after the id.` + needsDB,
+			define: func(fs *flag.FlagSet) runFunc {
+				username := fs.String("username", "", "the new user's `NAME` (required)")
+				role := fs.String("role", "user", "`ROLE`: user, admin or service")
+				generate := fs.Bool("generate-password", false, "generate a password and print it once, instead of reading stdin")
+				return func(ctx context.Context, _ []string, e env) error {
+					return userCreate(ctx, *username, *role, *generate, e)
+				}
+			},
+		}, {
+			name:     "disable",
+			synopsis: "USERNAME",
+			summary:  "disable a user, revoking its sessions",
+			args:     []string{"USERNAME"},
+			detail:   "Disable a user: it can no longer log in, and every session it has is revoked.\nThe last enabled admin cannot be disabled." + needsDB,
+			define:   setDisabled(true),
+		}, {
+			name:     "enable",
+			synopsis: "USERNAME",
+			summary:  "re-enable a disabled user",
+			args:     []string{"USERNAME"},
+			detail:   "Re-enable a disabled user; its revoked sessions stay revoked." + needsDB,
+			define:   setDisabled(false),
+		}, {
+			name:     "set-role",
+			synopsis: "USERNAME ROLE",
+			summary:  "change a user's role (revokes its sessions)",
+			args:     []string{"USERNAME", "ROLE"},
+			detail: `
+Change a user's role to ROLE (user, admin or service) and revoke every
+session it has. The last enabled admin cannot be demoted.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userSetRole(ctx, pos[0], pos[1], e) }
+			},
+		}, {
+			name:     "reset-password",
+			synopsis: "USERNAME",
+			summary:  "set a new password from stdin (revokes sessions)",
+			args:     []string{"USERNAME"},
+			detail: `
+Set a user's password to the first line of stdin and revoke every session
+it has.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userResetPassword(ctx, pos[0], e) }
+			},
+		}},
 	}
 }
 
-func userCreate(ctx context.Context, args []string, e env) error {
-	fs := newFlagSet("user create", e)
-	username := fs.String("username", "", "the new user's name")
-	role := fs.String("role", "user", "user, admin or service")
-	generate := fs.Bool("generate-password", false, "generate a password and print it once")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *username == "" {
-		return &usageError{"user create: --username is required"}
+func userCreate(ctx context.Context, username, role string, generate bool, e env) error {
+	if username == "" {
+		return &usageError{msg: "user create: --username is required"}
 	}
 	pw := ""
-	if *generate {
+	if generate {
 		var err error
 		if pw, err = account.GeneratePassword(); err != nil {
 			return err
@@ -61,12 +105,12 @@ func userCreate(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.Close()
-	u, err := a.Accounts.Create(ctx, *username, *role, pw)
+	u, err := a.Accounts.Create(ctx, username, role, pw)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, u.ID)
-	if *generate {
+	if generate {
 		fmt.Fprintf(e.stdout, "password: %s\n", pw)
 	}
 	return nil
@@ -96,16 +140,8 @@ func openApp(ctx context.Context, e env) (*app.App, error) {
 // The commands below change existing users exactly as the admin endpoints
 // do, through account.Service, with no acting user (revoked_by_user_id NULL).
 
-func userSetDisabled(ctx context.Context, disable bool, args []string, e env) error {
-	name := "user enable"
-	if disable {
-		name = "user disable"
-	}
-	pos, err := parsePositional(newFlagSet(name, e), args, "USERNAME")
-	if err != nil {
-		return err
-	}
-	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
+func userSetDisabled(ctx context.Context, disable bool, username string, e env) error {
+	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
 		u, n, err := m.Update(ctx, u.ID, account.Change{Disabled: &disable}, nil)
 		if err != nil {
 			return err
@@ -115,13 +151,9 @@ func userSetDisabled(ctx context.Context, disable bool, args []string, e env) er
 	})
 }
 
-func userSetRole(ctx context.Context, args []string, e env) error {
-	pos, err := parsePositional(newFlagSet("user set-role", e), args, "USERNAME", "ROLE")
-	if err != nil {
-		return err
-	}
-	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
-		u, n, err := m.Update(ctx, u.ID, account.Change{Role: &pos[1]}, nil)
+func userSetRole(ctx context.Context, username, role string, e env) error {
+	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
+		u, n, err := m.Update(ctx, u.ID, account.Change{Role: &role}, nil)
 		if err != nil {
 			return err
 		}
@@ -130,16 +162,12 @@ func userSetRole(ctx context.Context, args []string, e env) error {
 	})
 }
 
-func userResetPassword(ctx context.Context, args []string, e env) error {
-	pos, err := parsePositional(newFlagSet("user reset-password", e), args, "USERNAME")
-	if err != nil {
-		return err
-	}
+func userResetPassword(ctx context.Context, username string, e env) error {
 	pw, err := readPasswordLine(e)
 	if err != nil {
 		return errors.New("no password on stdin")
 	}
-	return withUser(ctx, e, pos[0], func(m *account.Service, u postgres.User) error {
+	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
 		n, err := m.ResetPassword(ctx, u.ID, pw, nil)
 		if err != nil {
 			return err
@@ -147,26 +175,6 @@ func userResetPassword(ctx context.Context, args []string, e env) error {
 		fmt.Fprintf(e.stdout, "%s: password reset, %d sessions revoked\n", u.Username, n)
 		return nil
 	})
-}
-
-// parsePositional parses fs over args whose flags may come before, between
-// or after the positional arguments, which must be exactly want.
-func parsePositional(fs *flag.FlagSet, args []string, want ...string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, &usageError{fmt.Sprintf("%s: %v", fs.Name(), err)}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != len(want) {
-		return nil, &usageError{fmt.Sprintf("%s: want %s", fs.Name(), strings.Join(want, " "))}
-	}
-	return pos, nil
 }
 
 // withUser runs fn with the user called username.

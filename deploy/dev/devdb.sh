@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # devdb.sh DBNAME: find or start a PostgreSQL server for local development and
-# tests, make sure database DBNAME exists on it, and print its URL.
+# tests, make sure database DBNAME exists on it (creating it if need be, with
+# `go run ./internal/devdb/cmd`; no psql needed), and print its URL.
 # Order: DATABASE_URL (printed as is); a server on 127.0.0.1:5432; a private
 # cluster under .data/ made with the machine's initdb/pg_ctl; docker compose.
 set -euo pipefail
@@ -14,13 +15,11 @@ fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-ensure_db() { # host port user
-  if command -v psql >/dev/null 2>&1; then
-    if ! psql -h "$1" -p "$2" -U "$3" -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
-      psql -h "$1" -p "$2" -U "$3" -d postgres -qc "CREATE DATABASE \"$name\"" >&2
-    fi
-  fi
-  echo "postgres://$3@$1:$2/$name?sslmode=disable"
+# ensure_db HOST PORT USER: create database $name unless it exists and print
+# its URL. A small Go helper does it (internal/devdb), so neither psql nor
+# any other client tool is needed: only the Go toolchain `make` uses anyway.
+ensure_db() {
+  (cd "$root" && "${GO:-go}" run ./internal/devdb/cmd "postgres://$3@$1:$2/postgres?sslmode=disable" "$name")
 }
 
 if port_open 5432; then

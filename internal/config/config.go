@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/seedc5a8123e/authd/internal/redact"
 )
 
 // Names lists every environment variable authd reads, so deployment files
@@ -24,11 +26,18 @@ var Names = []string{
 	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 }
 
+// DefaultAddr is AUTHD_ADDR's default: the loopback interface only, so a
+// development server (`make run`) is not reachable from the network. A
+// container must listen on every interface: the image and the deployment
+// files set AUTHD_ADDR=:8080.
+const DefaultAddr = "127.0.0.1:8080"
+
 // Config is authd's whole configuration.
 type Config struct {
 	// DatabaseURL is DATABASE_URL: a PostgreSQL connection URL. Required.
 	DatabaseURL string
-	// Addr is AUTHD_ADDR, the listen address. Default ":8080".
+	// Addr is AUTHD_ADDR, the listen address. Default DefaultAddr
+	// (127.0.0.1:8080); ":8080" listens on every interface.
 	Addr string
 	// MetricsAddr is AUTHD_METRICS_ADDR, host:port of a separate listener
 	// for GET /metrics; then Addr does not serve /metrics. Default empty:
@@ -85,7 +94,7 @@ type Config struct {
 func Load(getenv func(string) string) (Config, error) {
 	c := Config{
 		DatabaseURL:   getenv("DATABASE_URL"),
-		Addr:          or(getenv("AUTHD_ADDR"), ":8080"),
+		Addr:          or(getenv("AUTHD_ADDR"), DefaultAddr),
 		MetricsAddr:   getenv("AUTHD_METRICS_ADDR"),
 		Issuer:        or(getenv("AUTHD_ISSUER"), "http://localhost:8080"),
 		Audience:      or(getenv("AUTHD_AUDIENCE"), "authd"),
@@ -149,8 +158,9 @@ func (c Config) Validate() error {
 		if _, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil {
 			return fmt.Errorf("AUTHD_METRICS_ADDR: %q is not host:port such as :9090 or 127.0.0.1:9090", c.MetricsAddr)
 		}
-		if c.MetricsAddr == c.Addr && port != "0" { // port 0: two different free ports
-			return fmt.Errorf("AUTHD_METRICS_ADDR: %q is AUTHD_ADDR too; leave it empty to serve /metrics there", c.MetricsAddr)
+		if collide(c.MetricsAddr, c.Addr) {
+			return fmt.Errorf("AUTHD_METRICS_ADDR: %q overlaps AUTHD_ADDR %q; use another port, or leave it empty to serve /metrics there",
+				c.MetricsAddr, c.Addr)
 		}
 	}
 	if c.SessionTTL < c.AccessTTL {
@@ -186,62 +196,27 @@ func (c Config) Redacted() []any {
 	}
 }
 
-// RedactURL masks the secrets of a connection URL: the password of its
-// user-info and every query parameter that carries one (pgx and libpq also
-// accept ?password=, and sslpassword=).
-func RedactURL(s string) string {
-	if s == "" {
-		return ""
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	q := u.Query()
-	for k := range q {
-		if strings.Contains(strings.ToLower(k), "password") {
-			q.Set(k, "xxxxx")
-		}
-	}
-	u.RawQuery = q.Encode()
-	return u.Redacted()
-}
+// RedactURL masks the secrets of a connection URL (redact.URL).
+func RedactURL(s string) string { return redact.URL(s) }
 
-// URLSecrets returns the secrets RedactURL masks, decoded and as they may be
-// escaped inside a URL, so that error text from libraries that echo a URL can
-// be scrubbed.
-func URLSecrets(s string) []string {
-	var out []string
-	for _, secret := range urlSecrets(s) {
-		out = append(out, secret)
-		for _, esc := range []string{url.QueryEscape(secret), url.PathEscape(secret), url.UserPassword("", secret).String()[1:]} {
-			if esc != secret {
-				out = append(out, esc)
-			}
-		}
-	}
-	return out
-}
+// URLSecrets returns the secrets RedactURL masks, escaped forms included
+// (redact.URLSecrets).
+func URLSecrets(s string) []string { return redact.URLSecrets(s) }
 
-func urlSecrets(s string) []string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil
+// collide reports whether listening on a and on b would conflict: the same
+// port (not 0, which picks a free one each time) on the same host, or on
+// any host when either is a wildcard (empty, 0.0.0.0 or ::).
+func collide(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return a == b
 	}
-	var out []string
-	if pw, ok := u.User.Password(); ok && pw != "" {
-		out = append(out, pw)
+	if pa != pb || pa == "0" {
+		return false
 	}
-	for k, vs := range u.Query() {
-		if strings.Contains(strings.ToLower(k), "password") {
-			for _, v := range vs {
-				if v != "" {
-					out = append(out, v)
-				}
-			}
-		}
-	}
-	return out
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
 func duration(getenv func(string) string, name string, def time.Duration) (time.Duration, error) {

@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != ":8080" || c.AccessTTL != 10*time.Minute || c.SessionTTL != 720*time.Hour ||
+	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "" || c.AccessTTL != 10*time.Minute || c.SessionTTL != 720*time.Hour ||
 		c.PruneSchedule != "@every 1m" || c.SessionRetention != 720*time.Hour || len(c.SigningKeys) != 0 {
 		t.Fatalf("defaults = %+v", c)
 	}
@@ -40,7 +40,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"metrics addr without port", "AUTHD_METRICS_ADDR", "127.0.0.1", "AUTHD_METRICS_ADDR"},
 		{"metrics addr with bad port", "AUTHD_METRICS_ADDR", ":http-alt", "AUTHD_METRICS_ADDR"},
 		{"metrics addr is a URL", "AUTHD_METRICS_ADDR", "http://127.0.0.1:9090", "AUTHD_METRICS_ADDR"},
-		{"metrics addr is the main one", "AUTHD_METRICS_ADDR", ":8080", "AUTHD_METRICS_ADDR"},
+		{"metrics addr is the main one", "AUTHD_METRICS_ADDR", "127.0.0.1:8080", "AUTHD_METRICS_ADDR"},
+		{"metrics addr covers the main one", "AUTHD_METRICS_ADDR", ":8080", "AUTHD_METRICS_ADDR"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,6 +55,30 @@ func TestErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("Load err = %v, want one starting with %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestListenersCollide: AUTHD_METRICS_ADDR is refused when one of the two
+// listeners would take the other's port.
+func TestListenersCollide(t *testing.T) {
+	for _, tc := range []struct {
+		addr, metrics string
+		collide       bool
+	}{
+		{":8080", ":8080", true},
+		{":8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "0.0.0.0:8080", true},
+		{"[::]:8080", "[::1]:8080", true},
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{":8080", ":9090", false},
+		{"127.0.0.1:8080", "10.0.0.1:8080", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false},
+	} {
+		_, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/authd",
+			"AUTHD_ADDR": tc.addr, "AUTHD_METRICS_ADDR": tc.metrics}))
+		if got := err != nil; got != tc.collide {
+			t.Errorf("AUTHD_ADDR=%s AUTHD_METRICS_ADDR=%s: err = %v, want collision %t", tc.addr, tc.metrics, err, tc.collide)
+		}
 	}
 }
 

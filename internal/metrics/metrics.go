@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seedc5a8123e/authd/internal/buildinfo"
 )
 
 // UnmatchedRoute is the route label of a request that matched no route, so a
@@ -43,8 +45,8 @@ type Metrics struct {
 }
 
 // New registers authd's collectors on reg, with the Go runtime and process
-// collectors and, when pool is not nil, the database pool's statistics.
-// grants are the known values of the grant label, started at zero.
+// collectors, authd_build_info and, when pool is not nil, the database pool's
+// statistics. grants are the known values of the grant label, started at zero.
 func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics {
 	m := &Metrics{
 		reg: reg,
@@ -85,7 +87,8 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.revocations,
 		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoGauge(buildinfo.Read()))
 	if pool != nil {
 		reg.MustRegister(poolCollector{pool})
 	}
@@ -96,6 +99,21 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 	m.pruneRuns.WithLabelValues(PruneOK)
 	m.pruneRuns.WithLabelValues(PruneError)
 	return m
+}
+
+// buildInfoGauge is authd_build_info: always 1, its labels say which build
+// runs, so a query can join on them (count by (version) (authd_build_info)
+// shows a rollout's progress).
+func buildInfoGauge(in buildinfo.Info) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "authd_build_info",
+		Help: "The running build: version, VCS revision (-dirty for uncommitted changes) and Go version; always 1.",
+		ConstLabels: prometheus.Labels{
+			"version": in.Version, "revision": in.Revision, "goversion": in.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
 }
 
 // Handler serves the registry in the Prometheus exposition formats.

@@ -2,11 +2,15 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/seedc5a8123e/authd/internal/buildinfo"
 )
 
 func TestHooks(t *testing.T) {
@@ -63,5 +67,21 @@ func TestRegistriesAreIndependent(t *testing.T) {
 	a.TokenIssued("password")
 	if got := testutil.ToFloat64(b.tokensIssued.WithLabelValues("password")); got != 0 {
 		t.Fatalf("b counted a's token: %v", got)
+	}
+}
+
+// TestBuildInfo: authd_build_info is 1, labelled with what `authd version`
+// prints (buildinfo.Read).
+func TestBuildInfo(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	New(reg, nil, nil)
+	in := buildinfo.Read()
+	want := fmt.Sprintf(`
+# HELP authd_build_info The running build: version, VCS revision (-dirty for uncommitted changes) and Go version; always 1.
+# TYPE authd_build_info gauge
+authd_build_info{goversion=%q,revision=%q,version=%q} 1
+`, in.GoVersion, in.Revision, in.Version)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "authd_build_info"); err != nil {
+		t.Fatal(err)
 	}
 }
