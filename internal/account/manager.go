@@ -173,37 +173,55 @@ func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) 
 		return postgres.User{}, 0, errBadRole
 	}
 	now := m.clock.Now()
-	reason := ""
-	u, revoked, err := m.db.UpdateUser(ctx, id, func(cur postgres.User, enabledAdmins int) (postgres.UserChange, error) {
-		next := postgres.UserChange{DisabledAt: cur.DisabledAt, Role: cur.Role, At: now}
+	var (
+		u       postgres.User
+		reason  string
+		revoked []postgres.RevokedSession
+	)
+	err := m.db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
+		// The enabled admins first, then the user, each locked until the
+		// commit: concurrent demotions queue up here, so the last-admin
+		// check below counts admins no other change can take away meanwhile.
+		enabledAdmins, err := tx.LockEnabledAdmins()
+		if err != nil {
+			return err
+		}
+		cur, err := tx.LockUser(id)
+		if err != nil {
+			return err
+		}
+		disabledAt, role := cur.DisabledAt, cur.Role
 		if ch.Disabled != nil {
 			switch {
 			case !*ch.Disabled:
-				next.DisabledAt = nil
+				disabledAt = nil
 			case cur.DisabledAt == nil:
-				next.DisabledAt = &now
+				disabledAt = &now
 			}
 		}
 		if ch.Role != nil {
-			next.Role = *ch.Role
+			role = *ch.Role
 		}
 		wasAdmin := cur.Role == session.RoleAdmin && cur.DisabledAt == nil
-		isAdmin := next.Role == session.RoleAdmin && next.DisabledAt == nil
+		isAdmin := role == session.RoleAdmin && disabledAt == nil
 		if wasAdmin && !isAdmin && enabledAdmins <= 1 {
-			return postgres.UserChange{}, ErrLastAdmin
+			return ErrLastAdmin
+		}
+		if u, err = tx.UpdateUser(id, disabledAt, role, now); err != nil {
+			return err
 		}
 		switch {
 		case ch.Disabled != nil && *ch.Disabled:
 			reason = ReasonUserDisabled
-		case next.Role != cur.Role:
+		case role != cur.Role:
 			reason = ReasonRoleChanged
+		default:
+			return nil
 		}
-		if reason != "" {
-			// In the same transaction as the change: it never commits
-			// without its revocations, so a retry has nothing to repair.
-			next.Revoke = &postgres.RevokeRequest{Reason: reason, By: by, At: now}
-		}
-		return next, nil
+		// In the same transaction as the change: it never commits without
+		// its revocations, so a retry has nothing to repair.
+		revoked, err = tx.RevokeUserSessions(id, "", postgres.RevokeRequest{Reason: reason, By: by, At: now})
+		return err
 	})
 	if err != nil {
 		return postgres.User{}, 0, userErr(err)

@@ -36,7 +36,6 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/postgres"
-	"github.com/seedc5a8123e/authd/verifier"
 )
 
 // Holdback is how far behind the server's clock the cursor is set.
@@ -83,8 +82,8 @@ func NewService(db *postgres.DB, c clock.Clock) *Service { return &Service{db: d
 
 // Snapshot returns the revocations at or after since whose tokens are still
 // alive, and the cursor for the next poll. The clock is read before the query,
-// as the package comment requires.
-func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]verifier.Revocation, int64, error) {
+// as the package comment requires. AppendJSON encodes the entries.
+func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]postgres.RevokedSession, int64, error) {
 	now := s.clock.Now()
 	cursor := Cursor(now)
 	entries, err := s.db.RevokedSince(ctx, since, now)
@@ -92,7 +91,7 @@ func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]verifier.Rev
 		return nil, 0, err
 	}
 	if entries == nil {
-		entries = []verifier.Revocation{}
+		entries = []postgres.RevokedSession{}
 	}
 	return entries, cursor, nil
 }

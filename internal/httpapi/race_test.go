@@ -41,16 +41,12 @@ func loginStorm(t *testing.T, env *authdtest.Env, username string, change func()
 			}
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	defer func() { stop.Store(true); wg.Wait() }() // also when the wait below fails
+	authdtest.Eventually(t, 10*time.Second, func() bool {
 		mu.Lock()
-		n := len(grants)
-		mu.Unlock()
-		if n >= 8 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Millisecond) // polling for the condition
-	}
+		defer mu.Unlock()
+		return len(grants) >= 8
+	}, "8 logins before the change")
 	change()
 	stop.Store(true)
 	wg.Wait()

@@ -274,7 +274,7 @@ func TestStaleClaimNoLongerBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		if err := env.Throttle.Begin(context.Background(), "login:zoe", ip); err != nil {
+		if err := env.Throttle.Claim(context.Background(), "login:zoe", ip); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/jobs"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
@@ -48,7 +50,7 @@ func TestPrunerDeletesOnlySessionsPastRetention(t *testing.T) {
 	kept = append(kept, revoked)
 
 	var runs atomic.Int64
-	p := &Pruner{DB: db, Clock: clock.NewManual(now), Retention: retention,
+	p := &jobs.Pruner{DB: db, Clock: clock.NewManual(now), Retention: retention,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), OnRun: func(int64, error) { runs.Add(1) }}
 	n, err := p.Run(ctx)
 	if err != nil || n != int64(len(old)) {
@@ -95,7 +97,7 @@ func TestFailedRunIsReportedAndTheScheduleGoesOn(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var runs, failures atomic.Int64
-	p := &Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	p := &jobs.Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnRun: func(_ int64, err error) {
 			runs.Add(1)
 			if err != nil {
@@ -103,19 +105,16 @@ func TestFailedRunIsReportedAndTheScheduleGoesOn(t *testing.T) {
 			}
 		}}
 	db.Close() // every run now fails
-	s, err := Start(ctx, "@every 1s", p, p.Log)
+	s, err := jobs.Start(ctx, "@every 1s", p, p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for runs.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond) // polling for the condition, not a fixed wait
-	}
+	authdtest.Eventually(t, 10*time.Second, func() bool { return runs.Load() >= 2 }, "two scheduled runs")
 	s.Stop()
-	if runs.Load() < 2 || failures.Load() != runs.Load() {
+	if failures.Load() != runs.Load() {
 		t.Fatalf("runs %d, failures %d: want at least two failing runs", runs.Load(), failures.Load())
 	}
-	if _, err := Start(ctx, "every minute", p, p.Log); err == nil {
+	if _, err := jobs.Start(ctx, "every minute", p, p.Log); err == nil {
 		t.Fatal("Start accepted a bad schedule")
 	}
 }
@@ -127,7 +126,7 @@ func (f pruneFunc) Prune(ctx context.Context) (int64, error) { return f(ctx) }
 func TestPrunerAlsoForgetsLoginFailures(t *testing.T) {
 	db := pgtest.NewDB(t)
 	calls := 0
-	p := &Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	p := &jobs.Pruner{DB: db, Clock: clock.Real{}, Retention: time.Hour, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		LoginFailures: pruneFunc(func(context.Context) (int64, error) { calls++; return 3, nil })}
 	if _, err := p.Run(context.Background()); err != nil || calls != 1 {
 		t.Fatalf("Run = %v, login-failure prunes = %d; want nil, 1", err, calls)

@@ -72,11 +72,28 @@ func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, DefaultTimeout)
 }
 
-// inTx runs fn in one transaction, committed if fn returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// Tx is one open transaction. Its methods each run one statement (or one
+// round trip) inside it, so the rules that read, decide and write keep the
+// transaction in their own code: they call InTx or InRevokeTx and then the
+// statements in the order the rule needs.
+//
+// A Tx carries the context its transaction runs under (for InRevokeTx, the
+// MaxRevokeTx bound), so that no statement of it can run under a looser one;
+// it is valid only until fn returns.
+type Tx struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+// InTx runs fn in one transaction, committed if fn returns nil and rolled
+// back otherwise; fn's error is returned as it is. The transaction gets the
+// default deadline unless ctx has one.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, fn)
+	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		return fn(&Tx{ctx: ctx, tx: tx})
+	})
 }
 
 // translate maps driver errors to this package's sentinels.

@@ -11,7 +11,7 @@ import (
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
 	"github.com/golang-migrate/migrate/v4/source/iofs"
 
-	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/redact"
 	"github.com/seedc5a8123e/authd/migrations"
 )
 
@@ -100,7 +100,7 @@ func (m *Migrator) Close() error {
 // redactErr keeps a database password out of error text.
 func redactErr(err error, dbURL string) error {
 	msg := err.Error()
-	for _, secret := range config.URLSecrets(dbURL) {
+	for _, secret := range redact.URLSecrets(dbURL) {
 		msg = strings.ReplaceAll(msg, secret, "xxxxx")
 	}
 	if msg == err.Error() {

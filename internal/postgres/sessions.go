@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/seedc5a8123e/authd/verifier"
 )
 
 // MaxRevokeTx bounds every transaction that writes revoked_at, from the
@@ -17,21 +15,44 @@ import (
 // makes a poll unable to miss a revocation that commits late.
 const MaxRevokeTx = 5 * time.Second
 
-// revokeTimeout bounds a revoking call by MaxRevokeTx measured from now,
-// tighter than any deadline the caller brought, and tells PostgreSQL the same
-// so a stalled client cannot keep the transaction open either.
-func revokeTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, MaxRevokeTx)
+// InRevokeTx runs fn in a transaction bounded as every transaction that
+// writes revoked_at must be: by MaxRevokeTx measured from now, tighter than
+// any deadline ctx brought, and on the server by statement_timeout and
+// idle_in_transaction_session_timeout of the same length, so a stalled
+// client cannot keep the transaction open either. Every statement of tx runs
+// under the bounded context.
+func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, MaxRevokeTx)
+	defer cancel()
+	return db.InTx(ctx, func(tx *Tx) error {
+		if err := tx.setRevokeLimits(); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // setRevokeLimits makes the server abort the transaction if a statement or
 // an idle gap outlasts MaxRevokeTx.
-func setRevokeLimits(ctx context.Context, tx pgx.Tx) error {
+func (tx *Tx) setRevokeLimits() error {
 	ms := MaxRevokeTx.Milliseconds()
-	_, err := tx.Exec(ctx, fmt.Sprintf(
+	_, err := tx.tx.Exec(tx.ctx, fmt.Sprintf(
 		`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms))
 	return err
 }
+
+// RevokedSession is a revoked session as a verifier needs to know it: the
+// id of its newest access token, the session id, and that token's expiry in
+// Unix seconds. The feed and the push channel turn it into the wire entry
+// (verifier.Revocation).
+type RevokedSession struct {
+	JTI string
+	SID string
+	Exp int64
+}
+
+// revokedColumns are the RETURNING columns of a RevokedSession.
+const revokedColumns = `last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
 
 // NewSession is what a grant writes when it creates a session.
 type NewSession struct {
@@ -66,15 +87,15 @@ var ErrUserChanged = errors.New("user changed during the grant")
 // survive it. FOR SHARE makes the insert wait for such a change in flight
 // and then re-check; ErrUserChanged when it no longer holds. Sessions beyond
 // MaxLive, oldest first, are revoked in the same transaction and returned.
-func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]verifier.Revocation, error) {
-	var evicted []verifier.Revocation
-	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession, error) {
+	var evicted []RevokedSession
+	err := db.InRevokeTx(ctx, func(tx *Tx) error {
 		const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
 			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
 			FROM users u
 			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 			FOR SHARE OF u`
-		tag, err := tx.Exec(ctx, q, pgx.NamedArgs{
+		tag, err := tx.tx.Exec(tx.ctx, q, pgx.NamedArgs{
 			"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
 			"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
 			"cv": s.UserCredentialsVersion, "role": s.UserRole,
@@ -95,9 +116,9 @@ func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]verifier.Revoc
 				WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at
 				ORDER BY created_at DESC, id DESC OFFSET @max)
 			  AND revoked_at IS NULL
-			RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
-		rows, _ := tx.Query(ctx, evict, pgx.NamedArgs{"at": s.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
-		evicted, err = pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+			RETURNING ` + revokedColumns
+		rows, _ := tx.tx.Query(tx.ctx, evict, pgx.NamedArgs{"at": s.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
+		evicted, err = pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 		if err != nil {
 			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
 		}
@@ -106,92 +127,72 @@ func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]verifier.Revoc
 	return evicted, err
 }
 
-// RefreshState is a session found by a presented refresh token, locked for
-// the rest of the transaction.
-type RefreshState struct {
+// RefreshRow is the session a presented refresh token names, with its
+// user's role and state, as LockSessionByRefreshHash found and locked it.
+type RefreshRow struct {
 	SessionID    string
 	UserID       string
 	Role         string
 	UserDisabled bool
 	ExpiresAt    time.Time
 	Revoked      bool
-	// Reused is true when the presented token is the one already rotated away.
+	// Reused is true when the presented token is one already rotated away:
+	// the previous token or any older one (refresh_token_history).
 	Reused bool
 }
 
-// Rotation replaces a session's refresh token and records its new access token.
+// LockSessionByRefreshHash finds the session whose current refresh token,
+// previous one or any older one has hash, and locks its row for the rest of
+// the transaction: FOR UPDATE, so concurrent refreshes with one token queue
+// up and the second sees the first's rotation (as a reuse). ErrNotFound when
+// no session knows the hash. Run it in InRevokeTx: its caller may revoke.
+func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
+	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
+			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
+		FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
+		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
+		LIMIT 1
+		FOR UPDATE OF s`
+	var r RefreshRow
+	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
+		&r.ExpiresAt, &r.Revoked, &r.Reused)
+	if err != nil {
+		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
+	}
+	return r, nil
+}
+
+// Rotation replaces a session's refresh token and records its new access
+// token.
 type Rotation struct {
+	SID       string
 	NewHash   []byte
 	JTI       string
 	AccessExp time.Time
 	At        time.Time
 }
 
-// RefreshWrite is what the caller decides to write for a RefreshState: a
-// rotation, a revocation, or (both nil) nothing.
-type RefreshWrite struct {
-	Rotate *Rotation
-	Revoke *RevokeRequest
-}
-
-// RefreshSession finds the session whose current or previous refresh token
-// hash is hash, locks its row (FOR UPDATE, so concurrent refreshes with one
-// token queue up and the second sees the first's rotation), lets decide choose
-// what to write, and writes it in the same transaction. A rotation is rolled
-// back if decide also returned an error; a revocation is always committed,
-// and returned so the caller can publish it. decide's error is returned after
-// the commit. ErrNotFound when no session knows the hash.
-func (db *DB) RefreshSession(ctx context.Context, hash []byte, decide func(RefreshState) (RefreshWrite, error)) (*verifier.Revocation, error) {
-	var (
-		decideErr error
-		revoked   *verifier.Revocation
-	)
-	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error { // the reuse path revokes
-		const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
-				s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
-			FROM sessions s JOIN users u ON u.id = s.user_id
-			WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
-			   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
-			LIMIT 1
-			FOR UPDATE OF s`
-		var st RefreshState
-		err := tx.QueryRow(ctx, q, hash).Scan(&st.SessionID, &st.UserID, &st.Role, &st.UserDisabled,
-			&st.ExpiresAt, &st.Revoked, &st.Reused)
-		if err != nil {
-			return fmt.Errorf("refresh session: %w", translate(err))
-		}
-		var w RefreshWrite
-		w, decideErr = decide(st)
-		if w.Rotate != nil {
-			if decideErr != nil {
-				return decideErr // never commit a rotation the caller gave up on
-			}
-			// The previous token moves to the history; prev_refresh_token_hash
-			// and the history together hold every rotated-away token.
-			const h = `INSERT INTO refresh_token_history (hash, session_id)
-				SELECT prev_refresh_token_hash, id FROM sessions WHERE id = $1 AND prev_refresh_token_hash IS NOT NULL
-				ON CONFLICT (hash) DO NOTHING`
-			if _, err := tx.Exec(ctx, h, st.SessionID); err != nil {
-				return fmt.Errorf("rotate session %s: history: %w", st.SessionID, err)
-			}
-			const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-				last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
-			if _, err := tx.Exec(ctx, u, pgx.NamedArgs{"new": w.Rotate.NewHash, "at": w.Rotate.At,
-				"jti": w.Rotate.JTI, "exp": w.Rotate.AccessExp, "sid": st.SessionID}); err != nil {
-				return fmt.Errorf("rotate session %s: %w", st.SessionID, err)
-			}
-		}
-		if w.Revoke != nil {
-			if revoked, err = revokeOne(ctx, tx, *w.Revoke); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+// RotateRefresh makes r.NewHash the session's refresh token. The current one
+// becomes the previous one, and the previous one moves to
+// refresh_token_history, so prev_refresh_token_hash and the history together
+// hold every rotated-away token and each of them is found as a reuse. The
+// two statements go together: the update alone would lose the previous token.
+// Lock the row first (LockSessionByRefreshHash).
+func (tx *Tx) RotateRefresh(r Rotation) error {
+	const h = `INSERT INTO refresh_token_history (hash, session_id)
+		SELECT prev_refresh_token_hash, id FROM sessions WHERE id = $1 AND prev_refresh_token_hash IS NOT NULL
+		ON CONFLICT (hash) DO NOTHING`
+	if _, err := tx.tx.Exec(tx.ctx, h, r.SID); err != nil {
+		return fmt.Errorf("rotate session %s: history: %w", r.SID, err)
 	}
-	return revoked, decideErr
+	const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
+		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
+	if _, err := tx.tx.Exec(tx.ctx, u, pgx.NamedArgs{"new": r.NewHash, "at": r.At,
+		"jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}); err != nil {
+		return fmt.Errorf("rotate session %s: %w", r.SID, err)
+	}
+	return nil
 }
 
 // RevokeRequest says who revokes which session, when and why.
@@ -202,67 +203,71 @@ type RevokeRequest struct {
 	At     time.Time
 }
 
-// RevokeSession marks sid revoked. A second call keeps the first time, reason
-// and actor; the entry is nil when this call changed nothing.
-func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*verifier.Revocation, error) {
-	var out *verifier.Revocation
-	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+// RevokeResult is a session one call revoked: the entry for verifiers and
+// what the row now records.
+type RevokeResult struct {
+	Entry           RevokedSession
+	RevokedAt       time.Time
+	RevokedReason   string
+	RevokedByUserID *string
+}
+
+// RevokeSession marks r.SID revoked in its own bounded transaction; see
+// Tx.RevokeSession.
+func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*RevokeResult, error) {
+	var out *RevokeResult
+	err := db.InRevokeTx(ctx, func(tx *Tx) error {
 		var err error
-		out, err = revokeOne(ctx, tx, r)
+		out, err = tx.RevokeSession(r)
 		return err
 	})
 	return out, err
 }
 
-func revokeOne(ctx context.Context, tx pgx.Tx, r RevokeRequest) (*verifier.Revocation, error) {
+// RevokeSession marks r.SID revoked. The condition revoked_at IS NULL makes
+// the first revocation win: a second one, concurrent or later, keeps the
+// first time, reason and actor and gets nil, as does an unknown sid. Run it
+// in InRevokeTx.
+func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
 	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE id = @sid AND revoked_at IS NULL
-		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint`
-	var e verifier.Revocation
-	err := tx.QueryRow(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}).
-		Scan(&e.JTI, &e.SID, &e.Exp)
+		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint,
+			revoked_at, revoked_reason, revoked_by_user_id::text`
+	var out RevokeResult
+	err := tx.tx.QueryRow(tx.ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}).
+		Scan(&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID)
 	if err != nil {
-		if err == pgx.ErrNoRows {
+		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil
 		}
 		return nil, fmt.Errorf("revoke session %s: %w", r.SID, err)
 	}
-	return &e, nil
+	return &out, nil
 }
 
-// RevokeUserSessions revokes, in one statement, every live session of userID
-// except the one named except (empty: none), and returns what it revoked.
-func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r RevokeRequest) ([]verifier.Revocation, error) {
-	var out []verifier.Revocation
-	err := db.inRevokeTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+// RevokeUserSessions revokes every live session of userID except except in
+// its own bounded transaction; see Tx.RevokeUserSessions.
+func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r RevokeRequest) ([]RevokedSession, error) {
+	var out []RevokedSession
+	err := db.InRevokeTx(ctx, func(tx *Tx) error {
 		var err error
-		out, err = revokeUserSessions(ctx, tx, userID, except, r)
+		out, err = tx.RevokeUserSessions(userID, except, r)
 		return err
 	})
 	return out, err
 }
 
-// inRevokeTx runs fn in a transaction bounded as every transaction that
-// writes revoked_at must be (MaxRevokeTx).
-// fn receives the bounded context and must use it for every statement.
-func (db *DB) inRevokeTx(ctx context.Context, fn func(context.Context, pgx.Tx) error) error {
-	ctx, cancel := revokeTimeout(ctx)
-	defer cancel()
-	return db.inTx(ctx, func(tx pgx.Tx) error {
-		if err := setRevokeLimits(ctx, tx); err != nil {
-			return err
-		}
-		return fn(ctx, tx)
-	})
-}
-
-func revokeUserSessions(ctx context.Context, tx pgx.Tx, userID, except string, r RevokeRequest) ([]verifier.Revocation, error) {
+// RevokeUserSessions revokes, in one statement, every live session of userID
+// except the one named except (empty: none), and returns what it revoked;
+// sessions revoked before keep their first revocation. r.SID is ignored. Run
+// it in InRevokeTx.
+func (tx *Tx) RevokeUserSessions(userID, except string, r RevokeRequest) ([]RevokedSession, error) {
 	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
 		  AND (@except = '' OR id::text <> @except)
-		RETURNING last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
-	rows, _ := tx.Query(ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[verifier.Revocation])
+		RETURNING ` + revokedColumns
+	rows, _ := tx.tx.Query(tx.ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
 	}
@@ -323,11 +328,49 @@ func (db *DB) SessionByID(ctx context.Context, sid string) (Session, error) {
 	return s, nil
 }
 
+// SessionQuery selects a page of one user's sessions, newest first.
+type SessionQuery struct {
+	UserID         string
+	IncludeRevoked bool      // false: only sessions neither revoked nor expired at Now
+	Now            time.Time // what "expired" is measured against
+	// AfterCreatedAt and AfterID, both set or both zero, resume after the
+	// last session of the previous page.
+	AfterCreatedAt time.Time
+	AfterID        string
+	Limit          int
+}
+
+// UserSessions lists sessions by (created_at, id) descending, which
+// sessions_user_id_created_at_idx serves.
+func (db *DB) UserSessions(ctx context.Context, sq SessionQuery) ([]Session, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var after *time.Time
+	var afterID *string
+	if sq.AfterID != "" {
+		after, afterID = &sq.AfterCreatedAt, &sq.AfterID
+	}
+	q := `SELECT ` + sessionColumns + ` FROM sessions
+		WHERE user_id = @uid
+		  AND (@all OR (revoked_at IS NULL AND expires_at > @now))
+		  AND (@after::timestamptz IS NULL OR (created_at, id) < (@after::timestamptz, @after_id::uuid))
+		ORDER BY created_at DESC, id DESC
+		LIMIT @limit`
+	rows, _ := db.pool.Query(ctx, q, pgx.NamedArgs{
+		"uid": sq.UserID, "all": sq.IncludeRevoked, "now": sq.Now, "after": after, "after_id": afterID, "limit": sq.Limit,
+	})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])
+	if err != nil {
+		return nil, fmt.Errorf("sessions of user %s: %w", sq.UserID, err)
+	}
+	return out, nil
+}
+
 // RevokedSince lists sessions revoked at or after since whose newest access
 // token is still valid at now, oldest revocation first. Served by
 // sessions_revoked_at_idx for deltas and sessions_revoked_access_exp_idx for
 // the full snapshot.
-func (db *DB) RevokedSince(ctx context.Context, since, now time.Time) ([]verifier.Revocation, error) {
+func (db *DB) RevokedSince(ctx context.Context, since, now time.Time) ([]RevokedSession, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	const q = `SELECT last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp
@@ -336,8 +379,8 @@ func (db *DB) RevokedSince(ctx context.Context, since, now time.Time) ([]verifie
 		ORDER BY revoked_at, id`
 	rows, _ := db.pool.Query(ctx, q, since, now)
 	// Scanned by position, not by name: this is the feed's hot loop.
-	var e verifier.Revocation
-	out, err := pgx.AppendRows(make([]verifier.Revocation, 0, 64), rows, func(r pgx.CollectableRow) (verifier.Revocation, error) {
+	var e RevokedSession
+	out, err := pgx.AppendRows(make([]RevokedSession, 0, 64), rows, func(r pgx.CollectableRow) (RevokedSession, error) {
 		err := r.Scan(&e.JTI, &e.SID, &e.Exp)
 		return e, err
 	})

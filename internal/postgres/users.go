@@ -104,3 +104,103 @@ func (db *DB) SetUserDisabled(ctx context.Context, id string, disabledAt *time.T
 	}
 	return nil
 }
+
+// ListUsers returns up to limit users whose lower(username) contains
+// lower(query) (all when query is empty) and sorts after lower(after), in
+// lower(username) order, which users_username_lower_key serves.
+func (db *DB) ListUsers(ctx context.Context, query, after string, limit int) ([]User, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	q := `SELECT ` + userColumns + ` FROM users
+		WHERE ($1 = '' OR strpos(lower(username), lower($1)) > 0) AND ($2 = '' OR lower(username) > lower($2))
+		ORDER BY lower(username) LIMIT $3`
+	rows, _ := db.pool.Query(ctx, q, query, after, limit)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[User])
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return out, nil
+}
+
+// LockEnabledAdmins locks every enabled admin for the rest of the
+// transaction and returns how many there are. Taken before a change that
+// could disable or demote an admin, it makes such changes queue up, so a
+// rule such as "keep one enabled admin" is checked against a count no
+// concurrent change can invalidate before the commit. The rows are locked in
+// id order, so two such transactions cannot deadlock.
+func (tx *Tx) LockEnabledAdmins() (int, error) {
+	rows, _ := tx.tx.Query(tx.ctx, `SELECT id::text FROM users WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE`)
+	admins, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("lock admins: %w", err)
+	}
+	return len(admins), nil
+}
+
+// LockUser loads user id and locks its row for the rest of the transaction.
+// ErrNotFound when no user has id.
+func (tx *Tx) LockUser(id string) (User, error) {
+	rows, _ := tx.tx.Query(tx.ctx, `SELECT `+userColumns+` FROM users WHERE id = $1 FOR UPDATE`, id)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if err != nil {
+		return User{}, fmt.Errorf("user %s: %w", id, translate(err))
+	}
+	return u, nil
+}
+
+// UpdateUser sets the user's disabled_at and role and returns the row as
+// written. Revocations the change implies belong in the same transaction
+// (Tx.RevokeUserSessions), so the change never commits without them.
+// ErrNotFound when no user has id.
+func (tx *Tx) UpdateUser(id string, disabledAt *time.Time, role string, at time.Time) (User, error) {
+	const q = `UPDATE users SET disabled_at = @disabled_at, role = @role, updated_at = @at WHERE id = @id
+		RETURNING ` + userColumns
+	rows, _ := tx.tx.Query(tx.ctx, q, pgx.NamedArgs{"disabled_at": disabledAt, "role": role, "at": at, "id": id})
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if err != nil {
+		return User{}, fmt.Errorf("update user %s: %w", id, translate(err))
+	}
+	return u, nil
+}
+
+// PasswordChange replaces a user's password hash.
+type PasswordChange struct {
+	UserID string
+	// Expected, when set, makes the write happen only if the stored hash is
+	// still this one (a concurrent change wins).
+	Expected *string
+	Hash     string
+	At       time.Time
+	// Revoke, when set, revokes the user's sessions, except KeepSID, in the
+	// same transaction.
+	Revoke  *RevokeRequest
+	KeepSID string
+}
+
+// SetPasswordHash applies c; changed reports whether it wrote, and revoked
+// lists the sessions it revoked. ErrNotFound when no user has the id.
+func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bool, revoked []RevokedSession, err error) {
+	err = db.InRevokeTx(ctx, func(tx *Tx) error {
+		const q = `WITH u AS (
+				UPDATE users SET password_hash = $3, updated_at = $4, credentials_version = credentials_version + 1
+				WHERE id = $1 AND ($2::text IS NULL OR password_hash = $2) RETURNING 1)
+			SELECT EXISTS (SELECT 1 FROM u), EXISTS (SELECT 1 FROM users WHERE id = $1)`
+		var exists bool
+		if err := tx.tx.QueryRow(tx.ctx, q, c.UserID, c.Expected, c.Hash, c.At).Scan(&changed, &exists); err != nil {
+			return fmt.Errorf("set password hash of %s: %w", c.UserID, err)
+		}
+		if !exists {
+			return fmt.Errorf("set password hash of %s: %w", c.UserID, ErrNotFound)
+		}
+		if !changed || c.Revoke == nil {
+			return nil
+		}
+		var err error
+		revoked, err = tx.RevokeUserSessions(c.UserID, c.KeepSID, *c.Revoke)
+		return err
+	})
+	if err != nil {
+		return false, nil, err
+	}
+	return changed, revoked, nil
+}

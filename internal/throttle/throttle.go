@@ -4,8 +4,8 @@
 // a threshold every attempt must wait a delay that doubles with each further
 // failure, up to a cap, so an attacker cannot lock a real user out for long.
 //
-// An attempt is claimed (Begin) before its password is checked and settled
-// afterwards (Fail or Succeed). Claimed attempts are counted apart from
+// An attempt is claimed (Claim) before its password is checked and settled
+// afterwards (SettleFailure or SettleSuccess). Claimed attempts are counted apart from
 // failures, as pending: the delay comes only from recorded failures, so
 // correct logins running at once never make each other wait, while pending
 // bounds how many checks of one key run at a time, so parallel guesses
@@ -128,13 +128,13 @@ func New(db *postgres.DB, c clock.Clock, cfg Config, log *slog.Logger, onLimited
 // key prefix ("login:", "me-password:"), so no client-chosen name can fill
 // another check's count.
 func (t *Throttle) Guard(ctx context.Context, key, ip string, check func() error, wrong func(error) bool) error {
-	if err := t.Begin(ctx, key, ip); err != nil {
+	if err := t.Claim(ctx, key, ip); err != nil {
 		return err
 	}
 	err := check()
 	settle := context.WithoutCancel(ctx)
 	if err != nil && wrong(err) {
-		if ferr := t.Fail(settle, key, ip); ferr != nil {
+		if ferr := t.SettleFailure(settle, key, ip); ferr != nil {
 			// An unrecorded wrong guess must not be answered as one: the
 			// caller gets a server error (the claim stays in flight until it
 			// expires).
@@ -142,32 +142,51 @@ func (t *Throttle) Guard(ctx context.Context, key, ip string, check func() error
 		}
 		return err
 	}
-	if serr := t.Succeed(settle, key, ip); serr != nil && t != nil {
+	if serr := t.SettleSuccess(settle, key, ip); serr != nil && t != nil {
 		// The check stands; the claim only lingers until it expires.
 		t.log.WarnContext(ctx, "throttle: settling an attempt failed", "err", serr)
 	}
 	return err
 }
 
-// Begin claims one attempt for account and ip, before the password is
+// Claim claims one attempt for account and ip, before the password is
 // checked. It returns a *LimitedError, and claims nothing, while a delay
 // runs for either key, or while so many attempts of either key are in
 // flight that, were they all wrong, the threshold would be reached: at most
 // threshold - failures checks of a key run at once before any of them is
 // recorded, and one at a time once it is over the threshold. An attempt
-// Begin allows must be settled with Fail or Succeed. It looks only at
-// counts, never at the user, so known and unknown usernames are treated
-// alike.
-func (t *Throttle) Begin(ctx context.Context, account, ip string) error {
+// Claim allows must be settled with SettleFailure or SettleSuccess. It looks
+// only at counts, never at the user, so known and unknown usernames are
+// treated alike.
+func (t *Throttle) Claim(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}
 	now := t.clock.Now()
-	wait, err := t.db.ClaimLoginAttempt(ctx, account, ip, now, now.Add(-PendingTTL), func(rows []postgres.LoginFailures) time.Duration {
-		return t.wait(rows, now)
-	})
+	// A plain read without locks first, so that an attempt refused anyway
+	// costs one query and waits for nobody.
+	rows, err := t.db.LoginFailures(ctx, account, ip)
 	if err != nil {
 		return err
+	}
+	wait := t.wait(rows, now)
+	if wait == 0 {
+		err = t.db.InTx(ctx, func(tx *postgres.Tx) error {
+			// Locked (account first, so two claims cannot deadlock) and read
+			// again: claims of a key are serialised, so this read sees every
+			// claim made before this one, and the count cannot be outrun.
+			rows, err := tx.LockLoginKeys(account, ip)
+			if err != nil {
+				return err
+			}
+			if wait = t.wait(rows, now); wait > 0 {
+				return nil // nothing written; the locks go with the transaction
+			}
+			return tx.ClaimLogin(account, ip, now, now.Add(-PendingTTL))
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if wait > 0 {
 		t.log.Info("login throttled", "ip", ip, "wait", wait.String())
@@ -205,11 +224,12 @@ func (t *Throttle) wait(rows []postgres.LoginFailures, now time.Time) time.Durat
 	return wait
 }
 
-// Fail settles an attempt Begin allowed whose password was wrong: one
-// failure more on both keys, and one attempt fewer in flight. If it returns
-// an error the failure is not recorded; the attempt then still counts as in
-// flight until PendingTTL, so it keeps its place under the threshold.
-func (t *Throttle) Fail(ctx context.Context, account, ip string) error {
+// SettleFailure settles an attempt Claim allowed whose password was wrong:
+// one failure more on both keys, and one attempt fewer in flight. If it
+// returns an error the failure is not recorded; the attempt then still
+// counts as in flight until PendingTTL, so it keeps its place under the
+// threshold.
+func (t *Throttle) SettleFailure(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}
@@ -217,12 +237,12 @@ func (t *Throttle) Fail(ctx context.Context, account, ip string) error {
 	return t.db.SettleLoginFailure(ctx, account, ip, now, now.Add(-Forget))
 }
 
-// Succeed settles an attempt Begin allowed whose password was right, or
-// that ended for another reason than a wrong password: the account's
+// SettleSuccess settles an attempt Claim allowed whose password was right,
+// or that ended for another reason than a wrong password: the account's
 // failures are forgotten; the ip only gets one attempt fewer in flight, its
 // failures and the time of its last failure stay, so one good password
 // neither resets nor prolongs a spray across many accounts.
-func (t *Throttle) Succeed(ctx context.Context, account, ip string) error {
+func (t *Throttle) SettleSuccess(ctx context.Context, account, ip string) error {
 	if t == nil {
 		return nil
 	}

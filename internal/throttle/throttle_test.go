@@ -92,21 +92,21 @@ func TestThrottle(t *testing.T) {
 	// fail runs an attempt whose password is wrong.
 	fail := func(t *testing.T, th *throttle.Throttle, account, ip string) {
 		t.Helper()
-		if err := th.Begin(ctx, account, ip); err != nil {
-			t.Fatalf("Begin(%s, %s): %v", account, ip, err)
+		if err := th.Claim(ctx, account, ip); err != nil {
+			t.Fatalf("Claim(%s, %s): %v", account, ip, err)
 		}
-		if err := th.Fail(ctx, account, ip); err != nil {
-			t.Fatalf("Fail(%s, %s): %v", account, ip, err)
+		if err := th.SettleFailure(ctx, account, ip); err != nil {
+			t.Fatalf("SettleFailure(%s, %s): %v", account, ip, err)
 		}
 	}
 	// succeed runs an attempt whose password is right.
 	succeed := func(t *testing.T, th *throttle.Throttle, account, ip string) {
 		t.Helper()
-		if err := th.Begin(ctx, account, ip); err != nil {
-			t.Fatalf("Begin(%s, %s): %v", account, ip, err)
+		if err := th.Claim(ctx, account, ip); err != nil {
+			t.Fatalf("Claim(%s, %s): %v", account, ip, err)
 		}
-		if err := th.Succeed(ctx, account, ip); err != nil {
-			t.Fatalf("Succeed(%s, %s): %v", account, ip, err)
+		if err := th.SettleSuccess(ctx, account, ip); err != nil {
+			t.Fatalf("SettleSuccess(%s, %s): %v", account, ip, err)
 		}
 	}
 	t.Run("AccountCountIgnoresLetterCase", func(t *testing.T) {
@@ -114,14 +114,14 @@ func TestThrottle(t *testing.T) {
 		th, _, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
 		fail(t, th, "Alice", "192.0.2.1")
 		fail(t, th, "ALICE", "192.0.2.1")
-		if got := retryAfter(t, th.Begin(ctx, "alice", "192.0.2.99")); got != time.Second {
+		if got := retryAfter(t, th.Claim(ctx, "alice", "192.0.2.99")); got != time.Second {
 			t.Fatalf("retry after %s, want 1s", got)
 		}
 	})
-	t.Run("FailRecordsAndSettles", func(t *testing.T) {
+	t.Run("SettleFailureRecordsAndSettles", func(t *testing.T) {
 		t.Parallel()
 		th, clk, db := setup(t, throttle.Config{})
-		if err := th.Begin(ctx, "Bea", "192.0.2.1"); err != nil {
+		if err := th.Claim(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
@@ -130,7 +130,7 @@ func TestThrottle(t *testing.T) {
 			}
 		}
 		clk.Advance(time.Second)
-		if err := th.Fail(ctx, "Bea", "192.0.2.1"); err != nil {
+		if err := th.SettleFailure(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
@@ -152,11 +152,11 @@ func TestThrottle(t *testing.T) {
 		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 1 || r.Pending != 0 || !r.LastFailedAt.Equal(failedAt) {
 			t.Fatalf("ip row after a success: %+v, want its failure of %s untouched", r, failedAt)
 		}
-		if got := retryAfter(t, th.Begin(ctx, "bob", "192.0.2.3")); got != 0 {
+		if got := retryAfter(t, th.Claim(ctx, "bob", "192.0.2.3")); got != 0 {
 			t.Fatalf("account still throttled after a success: %s", got)
 		}
 		fail(t, th, "carl", "192.0.2.1") // ip 2: the success did not clear it
-		if got := retryAfter(t, th.Begin(ctx, "dan", "192.0.2.1")); got != time.Second {
+		if got := retryAfter(t, th.Claim(ctx, "dan", "192.0.2.1")); got != time.Second {
 			t.Fatalf("ip: retry after %s, want 1s", got)
 		}
 	})
@@ -179,7 +179,7 @@ func TestThrottle(t *testing.T) {
 		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 1 {
 			t.Fatalf("ip row a day after its last failure: %+v, want the count started again", r)
 		}
-		if got := retryAfter(t, th.Begin(ctx, "u7", "192.0.2.1")); got != 0 {
+		if got := retryAfter(t, th.Claim(ctx, "u7", "192.0.2.1")); got != 0 {
 			t.Fatalf("ip still throttled a day after its last failure: %s", got)
 		}
 	})
@@ -187,9 +187,9 @@ func TestThrottle(t *testing.T) {
 		t.Parallel()
 		th, clk, _ := setup(t, throttle.Config{MaxFailuresAccount: 1, Max: 4 * time.Second})
 		for failed := 0; failed < 10; {
-			err := th.Begin(ctx, "carol", "")
+			err := th.Claim(ctx, "carol", "")
 			if err == nil {
-				if err := th.Fail(ctx, "carol", ""); err != nil {
+				if err := th.SettleFailure(ctx, "carol", ""); err != nil {
 					t.Fatal(err)
 				}
 				failed++
@@ -197,11 +197,11 @@ func TestThrottle(t *testing.T) {
 			}
 			clk.Advance(retryAfter(t, err)) // an attacker who waits out each delay
 		}
-		if got := retryAfter(t, th.Begin(ctx, "carol", "")); got != 4*time.Second {
+		if got := retryAfter(t, th.Claim(ctx, "carol", "")); got != 4*time.Second {
 			t.Fatalf("retry after %s, want the 4s cap", got)
 		}
 		clk.Advance(4 * time.Second)
-		if err := th.Begin(ctx, "carol", ""); err != nil {
+		if err := th.Claim(ctx, "carol", ""); err != nil {
 			t.Fatalf("after the cap: %v", err)
 		}
 	})
@@ -211,7 +211,7 @@ func TestThrottle(t *testing.T) {
 		for range 3 {
 			fail(t, th, "dave", "")
 		}
-		if th.Begin(ctx, "dave", "") == nil {
+		if th.Claim(ctx, "dave", "") == nil {
 			t.Fatal("a fourth attempt right away was allowed")
 		}
 		clk.Advance(throttle.Forget + time.Second)
@@ -227,7 +227,7 @@ func TestThrottle(t *testing.T) {
 		th, clk, db := setup(t, throttle.Config{})
 		fail(t, th, "fay", "")
 		clk.Advance(throttle.Forget + time.Second)
-		if err := th.Begin(ctx, "fay", ""); err != nil { // quiet, but being checked
+		if err := th.Claim(ctx, "fay", ""); err != nil { // quiet, but being checked
 			t.Fatal(err)
 		}
 		if n, err := th.Prune(ctx); err != nil || n != 0 {
@@ -248,7 +248,7 @@ func TestThrottle(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 40 {
 			wg.Go(func() {
-				switch err := th.Begin(ctx, "eve", "198.51.100.7"); {
+				switch err := th.Claim(ctx, "eve", "198.51.100.7"); {
 				case err == nil:
 					allowed.Add(1)
 				case errors.As(err, new(*throttle.LimitedError)):
@@ -266,11 +266,11 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("%d attempts allowed, %d limited; want exactly the threshold, 5, allowed", allowed.Load(), limited.Load())
 		}
 		for range 5 { // all five were wrong: the delay starts, nothing more in flight
-			if err := th.Fail(ctx, "eve", "198.51.100.7"); err != nil {
+			if err := th.SettleFailure(ctx, "eve", "198.51.100.7"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := retryAfter(t, th.Begin(ctx, "eve", "198.51.100.8")); got != time.Second {
+		if got := retryAfter(t, th.Claim(ctx, "eve", "198.51.100.8")); got != time.Second {
 			t.Fatalf("after five failures: retry after %s, want 1s", got)
 		}
 	})
@@ -286,10 +286,10 @@ func TestThrottle(t *testing.T) {
 				if i%2 == 1 {
 					account = "user" + strconv.Itoa(i)
 				}
-				switch err := th.Begin(ctx, account, "198.51.100.9"); {
+				switch err := th.Claim(ctx, account, "198.51.100.9"); {
 				case err == nil:
 					allowed.Add(1)
-					if err := th.Succeed(ctx, account, "198.51.100.9"); err != nil {
+					if err := th.SettleSuccess(ctx, account, "198.51.100.9"); err != nil {
 						t.Error(err)
 					}
 				case errors.As(err, new(*throttle.LimitedError)):
@@ -309,7 +309,7 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("ip row after successes only: %+v", r)
 		}
 		for _, account := range []string{"svc", "user1"} {
-			if got := retryAfter(t, th.Begin(ctx, account, "198.51.100.9")); got != 0 {
+			if got := retryAfter(t, th.Claim(ctx, account, "198.51.100.9")); got != 0 {
 				t.Fatalf("%s throttled after successes only: %s", account, got)
 			}
 		}
@@ -320,16 +320,16 @@ func TestThrottle(t *testing.T) {
 		fail(t, th, "gil", "")
 		fail(t, th, "gil", "")
 		clk.Advance(time.Second) // the delay ran out
-		if err := th.Begin(ctx, "gil", ""); err != nil {
+		if err := th.Claim(ctx, "gil", ""); err != nil {
 			t.Fatal(err)
 		}
-		if got := retryAfter(t, th.Begin(ctx, "gil", "")); got != throttle.InFlightRetry {
+		if got := retryAfter(t, th.Claim(ctx, "gil", "")); got != throttle.InFlightRetry {
 			t.Fatalf("a second attempt while one is checked: retry after %s, want %s", got, throttle.InFlightRetry)
 		}
-		if err := th.Succeed(ctx, "gil", ""); err != nil {
+		if err := th.SettleSuccess(ctx, "gil", ""); err != nil {
 			t.Fatal(err)
 		}
-		if err := th.Begin(ctx, "gil", ""); err != nil {
+		if err := th.Claim(ctx, "gil", ""); err != nil {
 			t.Fatalf("after the success: %v", err)
 		}
 	})
@@ -340,11 +340,11 @@ func TestThrottle(t *testing.T) {
 		fail(t, th, "hal", "")
 		clk.Advance(throttle.Forget + time.Second)
 		for i := range 2 {
-			if err := th.Begin(ctx, "hal", ""); err != nil {
+			if err := th.Claim(ctx, "hal", ""); err != nil {
 				t.Fatalf("attempt %d in flight a day after the failures: %v", i+1, err)
 			}
 		}
-		if th.Begin(ctx, "hal", "") == nil {
+		if th.Claim(ctx, "hal", "") == nil {
 			t.Fatal("a third attempt in flight was allowed")
 		}
 	})
@@ -352,19 +352,19 @@ func TestThrottle(t *testing.T) {
 		t.Parallel()
 		th, clk, db := setup(t, throttle.Config{MaxFailuresAccount: 2})
 		for range 2 { // claimed by a process that then crashed
-			if err := th.Begin(ctx, "ida", "192.0.2.5"); err != nil {
+			if err := th.Claim(ctx, "ida", "192.0.2.5"); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := retryAfter(t, th.Begin(ctx, "ida", "192.0.2.5")); got != throttle.InFlightRetry {
+		if got := retryAfter(t, th.Claim(ctx, "ida", "192.0.2.5")); got != throttle.InFlightRetry {
 			t.Fatalf("retry after %s, want %s", got, throttle.InFlightRetry)
 		}
 		clk.Advance(throttle.PendingTTL - time.Second)
-		if th.Begin(ctx, "ida", "192.0.2.5") == nil {
+		if th.Claim(ctx, "ida", "192.0.2.5") == nil {
 			t.Fatal("claims expired before PendingTTL")
 		}
 		clk.Advance(2 * time.Second)
-		if err := th.Begin(ctx, "ida", "192.0.2.5"); err != nil {
+		if err := th.Claim(ctx, "ida", "192.0.2.5"); err != nil {
 			t.Fatalf("after PendingTTL: %v", err)
 		}
 		if r, _ := row(t, db, postgres.ScopeAccount, "ida"); r.Pending != 1 {
@@ -387,7 +387,7 @@ func TestThrottle(t *testing.T) {
 		}
 		bctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		if got := retryAfter(t, th.Begin(bctx, "kim", "192.0.2.6")); got != time.Second {
+		if got := retryAfter(t, th.Claim(bctx, "kim", "192.0.2.6")); got != time.Second {
 			t.Fatalf("retry after %s, want 1s", got)
 		}
 		if after, _ := row(t, db, postgres.ScopeIP, "192.0.2.6"); after.Failures != before.Failures ||
@@ -400,7 +400,7 @@ func TestThrottle(t *testing.T) {
 	})
 	t.Run("NilThrottleAllows", func(t *testing.T) {
 		var th *throttle.Throttle
-		if th.Begin(ctx, "x", "y") != nil || th.Succeed(ctx, "x", "y") != nil || th.Fail(ctx, "x", "y") != nil {
+		if th.Claim(ctx, "x", "y") != nil || th.SettleSuccess(ctx, "x", "y") != nil || th.SettleFailure(ctx, "x", "y") != nil {
 			t.Fatal("nil throttle refused")
 		}
 	})

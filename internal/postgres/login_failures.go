@@ -37,67 +37,63 @@ const (
 	loginKeys = `(VALUES ('account', lower(@account::text)), ('ip', @ip::text)) AS v (scope, key) WHERE v.key <> ''`
 )
 
-// ClaimLoginAttempt decides whether a login attempt may go ahead and, if so,
-// counts it as pending on both keys. wait tells from the rows read how long
-// the attempt must still wait; when it must, nothing is written.
-//
-// A plain read without locks comes first, so that an attempt refused anyway
-// costs one query and waits for nobody. Otherwise the attempt takes
-// transaction-scoped advisory locks on the account and on ip (always account
-// first, so two claims cannot deadlock), reads again and asks wait again:
-// claims of a key are serialised, so wait sees every claim made before it.
-// Then pending goes up by one and pending_at becomes at; pending left from
-// before staleBefore starts again from zero. Missing rows are created with
-// no failures.
-func (db *DB) ClaimLoginAttempt(ctx context.Context, account, ip string, at, staleBefore time.Time,
-	wait func([]LoginFailures) time.Duration) (time.Duration, error) {
+// LoginFailures reads the rows of account and ip without taking a lock. A
+// claim reads them this way first, so that an attempt refused anyway costs
+// one query and waits for nobody.
+func (db *DB) LoginFailures(ctx context.Context, account, ip string) ([]LoginFailures, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	rows, _ := db.pool.Query(ctx, readLoginRows, account, ip)
-	cur, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
 	if err != nil {
-		return 0, fmt.Errorf("login failures: %w", err)
+		return nil, fmt.Errorf("login failures: %w", err)
 	}
-	if d := wait(cur); d > 0 {
-		return d, nil
+	return out, nil
+}
+
+// LockLoginKeys takes transaction-scoped advisory locks on account and on ip
+// (always account first, so two claims cannot deadlock) and then reads their
+// rows. Claims of a key are serialised by the lock, so the rows returned
+// include every claim committed before this one. The read is a statement of
+// its own, after the lock, so its snapshot is taken once the lock is held;
+// both go in one round trip.
+func (tx *Tx) LockLoginKeys(account, ip string) ([]LoginFailures, error) {
+	const lock = `SELECT pg_advisory_xact_lock(hashtextextended('login_failures/account/' || lower($1), 0)),
+		CASE WHEN $2 <> '' THEN pg_advisory_xact_lock(hashtextextended('login_failures/ip/' || $2, 0)) END`
+	b := &pgx.Batch{}
+	b.Queue(lock, account, ip)
+	b.Queue(readLoginRows, account, ip)
+	br := tx.tx.SendBatch(tx.ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, fmt.Errorf("lock login failures: %w", err)
 	}
-	var d time.Duration
-	err = db.inTx(ctx, func(tx pgx.Tx) error {
-		// The read is a statement of its own, after the lock: its snapshot
-		// is taken once the lock is held. Both go in one round trip.
-		const lock = `SELECT pg_advisory_xact_lock(hashtextextended('login_failures/account/' || lower($1), 0)),
-			CASE WHEN $2 <> '' THEN pg_advisory_xact_lock(hashtextextended('login_failures/ip/' || $2, 0)) END`
-		b := &pgx.Batch{}
-		b.Queue(lock, account, ip)
-		b.Queue(readLoginRows, account, ip)
-		br := tx.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return fmt.Errorf("lock login failures: %w", err)
-		}
-		rows, _ := br.Query()
-		cur, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("login failures: %w", err)
-		}
-		if d = wait(cur); d > 0 {
-			return nil
-		}
-		const claim = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at, pending, pending_at)
-			SELECT v.scope, v.key, 0, @at, 1, @at FROM ` + loginKeys + `
-			ON CONFLICT (scope, key) DO UPDATE SET
-				pending = CASE WHEN f.pending_at IS NULL OR f.pending_at < @stale THEN 1
-					ELSE LEAST(f.pending + 1, 1000000) END,
-				pending_at = GREATEST(f.pending_at, EXCLUDED.pending_at)`
-		if _, err := tx.Exec(ctx, claim, pgx.NamedArgs{"at": at, "account": account, "ip": ip, "stale": staleBefore}); err != nil {
-			return fmt.Errorf("claim login attempt: %w", err)
-		}
-		return nil
-	})
-	return d, err
+	rows, _ := br.Query()
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[LoginFailures])
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("login failures: %w", err)
+	}
+	return out, nil
+}
+
+// ClaimLogin counts one attempt as pending on both keys: pending goes up by
+// one and pending_at becomes at; pending left from before staleBefore starts
+// again from zero. Missing rows are created with no failures. Take the keys'
+// locks first (LockLoginKeys) and decide on the rows it returned.
+func (tx *Tx) ClaimLogin(account, ip string, at, staleBefore time.Time) error {
+	const claim = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at, pending, pending_at)
+		SELECT v.scope, v.key, 0, @at, 1, @at FROM ` + loginKeys + `
+		ON CONFLICT (scope, key) DO UPDATE SET
+			pending = CASE WHEN f.pending_at IS NULL OR f.pending_at < @stale THEN 1
+				ELSE LEAST(f.pending + 1, 1000000) END,
+			pending_at = GREATEST(f.pending_at, EXCLUDED.pending_at)`
+	if _, err := tx.tx.Exec(tx.ctx, claim, pgx.NamedArgs{"at": at, "account": account, "ip": ip, "stale": staleBefore}); err != nil {
+		return fmt.Errorf("claim login attempt: %w", err)
+	}
+	return nil
 }
 
 // SettleLoginFailure settles a claimed attempt whose password was wrong: on

@@ -1,0 +1,198 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/token"
+)
+
+// checkPassword returns the user if username and pw match an enabled user,
+// and whether the stored hash should be upgraded. Unknown users cost one
+// dummy verification so timing reveals nothing.
+func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, bool, error) {
+	u, err := s.db.UserByUsername(ctx, username)
+	if errors.Is(err, postgres.ErrNotFound) {
+		s.hasher.VerifyDummy(pw)
+		return postgres.User{}, false, ErrInvalidCredentials
+	}
+	if err != nil {
+		return postgres.User{}, false, err
+	}
+	ok, rehash, err := s.hasher.Verify(pw, u.PasswordHash)
+	if err != nil {
+		s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", err)
+		return postgres.User{}, false, ErrInvalidCredentials
+	}
+	if !ok || u.DisabledAt != nil {
+		return postgres.User{}, false, ErrInvalidCredentials
+	}
+	return u, rehash, nil
+}
+
+// rehash upgrades a hash made with older parameters. A failure only means the
+// upgrade waits for the next login.
+func (s *Service) rehash(ctx context.Context, u postgres.User, pw string) {
+	h, err := s.hasher.Hash(pw)
+	if err == nil {
+		err = s.db.UpdatePasswordHash(ctx, u.ID, u.PasswordHash, h, s.clock.Now())
+	}
+	if err != nil {
+		s.log.Warn("password rehash failed", "user_id", u.ID, "err", err)
+	}
+}
+
+// PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
+func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta) (Grant, error) {
+	return s.login(ctx, username, pw, GrantPassword, m)
+}
+
+// ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
+// creates a session that lives exactly as long as its one access token.
+func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret string, m Meta) (Grant, error) {
+	g, err := s.login(ctx, clientID, secret, GrantClientCredentials, m)
+	if errors.Is(err, ErrInvalidCredentials) {
+		return Grant{}, ErrInvalidClient
+	}
+	return g, err
+}
+
+// login checks the password under the brute-force throttle, creates the
+// session, then upgrades a hash made with older parameters (which does not
+// change the credentials version the session insert is conditional on).
+// Login keys live under "login:", and the name is taken as given, so unknown
+// and known usernames count alike.
+func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
+	var g Grant
+	err := s.throttle.Guard(ctx, "login:"+username, m.IP, func() error {
+		u, rehash, err := s.checkPassword(ctx, username, pw)
+		if err != nil {
+			return err
+		}
+		if grant == GrantClientCredentials && u.Role != RoleService {
+			return ErrInvalidCredentials
+		}
+		if g, err = s.createSession(ctx, u, grant, m); err != nil {
+			return err
+		}
+		if rehash {
+			s.rehash(ctx, u, pw)
+		}
+		return nil
+	}, func(err error) bool { return errors.Is(err, ErrInvalidCredentials) })
+	return g, err
+}
+
+// createSession makes the session of a password grant (with a refresh token)
+// or a client_credentials grant (without). A user whose password, role or
+// state changed since checkPassword gets ErrInvalidCredentials, as if the
+// change had come first.
+func (s *Service) createSession(ctx context.Context, u postgres.User, grant string, m Meta) (Grant, error) {
+	withRefresh := grant == GrantPassword
+	now := s.clock.Now()
+	sid := uuid.NewString()
+	end := now.Add(s.limits.SessionTTL)
+	minted, err := s.signer.Mint(u.ID, sid, u.Role, end)
+	if err != nil {
+		return Grant{}, err
+	}
+	ns := postgres.NewSession{
+		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
+		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
+		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
+		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
+	}
+	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
+	if withRefresh {
+		if g.RefreshToken, err = token.NewRefresh(); err != nil {
+			return Grant{}, err
+		}
+		ns.RefreshTokenHash = token.HashRefresh(g.RefreshToken)
+	} else {
+		ns.ExpiresAt = minted.ExpiresAt
+	}
+	evicted, err := s.db.CreateSession(ctx, ns)
+	if err != nil {
+		if errors.Is(err, postgres.ErrUserChanged) {
+			return Grant{}, ErrInvalidCredentials
+		}
+		return Grant{}, err
+	}
+	s.Announce(ctx, ReasonSessionLimit, evicted)
+	s.obs.TokenIssued(grant)
+	return g, nil
+}
+
+func expiresIn(m token.Minted, now time.Time) int64 {
+	return int64(m.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+}
+
+// RefreshGrant (RFC 6749 6) rotates the refresh token. The old token stops
+// working; presenting it, or any token rotated away before it, again revokes
+// the session as a presumed theft (ErrRefreshReused).
+func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, error) {
+	var (
+		g       Grant
+		reused  bool
+		revoked *postgres.RevokeResult
+	)
+	// A revoking transaction: the reuse path revokes.
+	err := s.db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
+		// Locked FOR UPDATE: concurrent refreshes with one token queue up
+		// here, and the second finds the token rotated away, as a reuse.
+		st, err := tx.LockSessionByRefreshHash(token.HashRefresh(refresh))
+		if err != nil {
+			return err
+		}
+		now := s.clock.Now()
+		if st.Reused {
+			s.log.Warn("refresh token reuse detected; revoking session", "sid", st.SessionID, "user_id", st.UserID)
+			// The grant fails, but the revocation must commit: fn returns
+			// nil and ErrRefreshReused is returned after the commit.
+			reused = true
+			if st.Revoked {
+				return nil
+			}
+			revoked, err = tx.RevokeSession(postgres.RevokeRequest{SID: st.SessionID, Reason: ReasonRefreshReuse, At: now})
+			return err
+		}
+		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
+			return ErrInvalidRefresh
+		}
+		minted, err := s.signer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
+		if err != nil {
+			return ErrInvalidRefresh // the session ends within the second
+		}
+		rt, err := token.NewRefresh()
+		if err != nil {
+			return err
+		}
+		// Last: any error before the commit rolls the rotation back, so a
+		// rotation is never committed when the grant fails.
+		if err := tx.RotateRefresh(postgres.Rotation{
+			SID: st.SessionID, NewHash: token.HashRefresh(rt), JTI: minted.JTI, AccessExp: minted.ExpiresAt, At: now,
+		}); err != nil {
+			return err
+		}
+		g = Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: st.SessionID}
+		return nil
+	})
+	switch {
+	case errors.Is(err, postgres.ErrNotFound):
+		return Grant{}, ErrInvalidRefresh
+	case err != nil:
+		return Grant{}, err
+	case reused:
+		if revoked != nil {
+			s.Announce(ctx, ReasonRefreshReuse, []postgres.RevokedSession{revoked.Entry})
+		}
+		s.obs.RefreshReused()
+		return Grant{}, ErrRefreshReused
+	}
+	s.obs.TokenIssued(GrantRefreshToken)
+	return g, nil
+}
