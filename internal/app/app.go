@@ -128,7 +128,10 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}, a.Log, a.Metrics.LoginThrottled)
 	a.Sessions = session.NewService(session.Deps{
 		DB: a.DB, Hasher: hasher, Signer: a.Signer, Throttle: a.Throttle, Clock: a.Clock,
-		Limits:    session.Limits{SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser},
+		Limits: session.Limits{
+			SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser,
+			IdleTTL: cfg.SessionIdleTTL, ReuseGrace: cfg.RefreshReuseGrace,
+		},
 		Publisher: pub, Log: a.Log, Observer: a.Metrics,
 	})
 	a.Accounts = account.NewService(account.Deps{

@@ -52,6 +52,10 @@ type Options struct {
 	DB                 *postgres.DB    // default: a fresh database (pgtest.NewDB)
 	Start              time.Time       // initial clock time when Clock is nil; default now, to the second
 	Throttle           throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
+	// SessionIdleTTL and RefreshReuseGrace are AUTHD_SESSION_IDLE_TTL and
+	// AUTHD_REFRESH_REUSE_GRACE; default 0, off.
+	SessionIdleTTL    time.Duration
+	RefreshReuseGrace time.Duration
 }
 
 // Env is a running authd.
@@ -99,6 +103,7 @@ func Config(t testing.TB, o Options) config.Config {
 		cfg.SessionTTL = o.SessionTTL
 	}
 	cfg.MaxSessionsPerUser = o.MaxSessionsPerUser // 0: no cap, unlike production
+	cfg.SessionIdleTTL, cfg.RefreshReuseGrace = o.SessionIdleTTL, o.RefreshReuseGrace
 	d := throttle.DefaultConfig()
 	cfg.LoginMaxFailuresAccount = or(o.Throttle.MaxFailuresAccount, d.MaxFailuresAccount)
 	cfg.LoginMaxFailuresIP = or(o.Throttle.MaxFailuresIP, d.MaxFailuresIP)

@@ -21,7 +21,7 @@ import (
 // can be checked against it.
 var Names = []string{
 	"DATABASE_URL", "AUTHD_ADDR", "AUTHD_METRICS_ADDR", "AUTHD_ISSUER", "AUTHD_AUDIENCE", "AUTHD_ACCESS_TTL",
-	"AUTHD_SESSION_TTL", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
+	"AUTHD_SESSION_TTL", "AUTHD_SESSION_IDLE_TTL", "AUTHD_REFRESH_REUSE_GRACE", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
 	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 }
@@ -53,6 +53,16 @@ type Config struct {
 	// SessionTTL is AUTHD_SESSION_TTL, a session's absolute lifetime: no
 	// refresh extends it. Default 720h; must not be shorter than AccessTTL.
 	SessionTTL time.Duration
+	// SessionIdleTTL is AUTHD_SESSION_IDLE_TTL: a refresh of a session that
+	// has been neither created nor refreshed for longer than this fails and
+	// revokes the session ('idle_timeout'). Default 0, off; when set, at
+	// least AUTHD_ACCESS_TTL.
+	SessionIdleTTL time.Duration
+	// RefreshReuseGrace is AUTHD_REFRESH_REUSE_GRACE: for this long after a
+	// rotation, presenting the refresh token just rotated away is refused
+	// without revoking the session, so two tabs that refresh at once do not
+	// kill it. Default 0s (every reuse revokes), at most 1m.
+	RefreshReuseGrace time.Duration
 	// MaxSessionsPerUser is AUTHD_MAX_SESSIONS_PER_USER: a login that would
 	// give a user more live sessions revokes the oldest ones
 	// ('session_limit'). It bounds what revoking all of a user's sessions
@@ -106,6 +116,12 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if c.SessionTTL, err = duration(getenv, "AUTHD_SESSION_TTL", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if c.SessionIdleTTL, err = optionalDuration(getenv, "AUTHD_SESSION_IDLE_TTL"); err != nil {
+		return Config{}, err
+	}
+	if c.RefreshReuseGrace, err = optionalDuration(getenv, "AUTHD_REFRESH_REUSE_GRACE"); err != nil {
 		return Config{}, err
 	}
 	if c.SessionRetention, err = duration(getenv, "AUTHD_SESSION_RETENTION", 720*time.Hour); err != nil {
@@ -166,6 +182,12 @@ func (c Config) Validate() error {
 	if c.SessionTTL < c.AccessTTL {
 		return fmt.Errorf("AUTHD_SESSION_TTL: %s is shorter than AUTHD_ACCESS_TTL %s", c.SessionTTL, c.AccessTTL)
 	}
+	if c.SessionIdleTTL != 0 && c.SessionIdleTTL < c.AccessTTL {
+		return fmt.Errorf("AUTHD_SESSION_IDLE_TTL: %s is shorter than AUTHD_ACCESS_TTL %s (0 turns the idle timeout off)", c.SessionIdleTTL, c.AccessTTL)
+	}
+	if c.RefreshReuseGrace > time.Minute {
+		return fmt.Errorf("AUTHD_REFRESH_REUSE_GRACE: %s is longer than the maximum of 1m", c.RefreshReuseGrace)
+	}
 	if c.LoginBackoffMax < c.LoginBackoffBase || c.LoginBackoffMax > 24*time.Hour {
 		return fmt.Errorf("AUTHD_LOGIN_BACKOFF_MAX: %s must be from AUTHD_LOGIN_BACKOFF_BASE %s to 24h", c.LoginBackoffMax, c.LoginBackoffBase)
 	}
@@ -187,6 +209,7 @@ func (c Config) Redacted() []any {
 		"database_url", RedactURL(c.DatabaseURL),
 		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
+		"session_idle_ttl", c.SessionIdleTTL.String(), "refresh_reuse_grace", c.RefreshReuseGrace.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser,
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "redis_url", RedactURL(c.RedisURL),
@@ -230,6 +253,23 @@ func duration(getenv func(string) string, name string, def time.Duration) (time.
 	}
 	if d < time.Second {
 		return 0, fmt.Errorf("%s: %s is below the minimum of 1s", name, d)
+	}
+	return d, nil
+}
+
+// optionalDuration is a duration whose default, 0, means "off"; a value
+// given must be 0 or at least one second.
+func optionalDuration(getenv func(string) string, name string) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: %q is not a duration such as 0, 30s or 12h", name, v)
+	}
+	if d != 0 && d < time.Second {
+		return 0, fmt.Errorf("%s: %s is below the minimum of 1s (0 turns it off)", name, d)
 	}
 	return d, nil
 }

@@ -26,6 +26,10 @@ type metadataDoc struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	AccessTokenSigningAlgsSupported   []string `json:"access_token_signing_alg_values_supported"`
 	RevokedSessionsEndpoint           string   `json:"revoked_sessions_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	IntrospectionAuthMethods          []string `json:"introspection_endpoint_auth_methods_supported"`
 }
 
 // getMetadata fetches the discovery document from base through the
@@ -70,6 +74,10 @@ func TestDiscoveryDocument(t *testing.T) {
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		AccessTokenSigningAlgsSupported:   []string{"EdDSA"},
 		RevokedSessionsEndpoint:           authdtest.Issuer + "/sessions/revoked",
+		RevocationEndpoint:                authdtest.Issuer + "/revoke",
+		RevocationAuthMethods:             []string{"none", "client_secret_basic", "client_secret_post"},
+		IntrospectionEndpoint:             authdtest.Issuer + "/introspect",
+		IntrospectionAuthMethods:          []string{"client_secret_basic"},
 	}
 	if !reflect.DeepEqual(md, want) {
 		t.Errorf("metadata =\n%+v\nwant\n%+v", md, want)
@@ -79,8 +87,8 @@ func TestDiscoveryDocument(t *testing.T) {
 	if string(raw["response_types_supported"]) != "[]" {
 		t.Errorf("response_types_supported = %s, want []", raw["response_types_supported"])
 	}
-	if len(raw) != 8 {
-		t.Errorf("document has %d members, want 8: %v", len(raw), raw)
+	if len(raw) != 12 {
+		t.Errorf("document has %d members, want 12: %v", len(raw), raw)
 	}
 
 	// The issuer is the iss of the tokens this server mints (section 3.3).

@@ -73,6 +73,8 @@ var tokenErrors = []struct {
 	{session.ErrInvalidClient, http.StatusUnauthorized, "invalid_client", ""},
 	{session.ErrRefreshReused, http.StatusBadRequest, "invalid_grant", ""},
 	{session.ErrInvalidRefresh, http.StatusBadRequest, "invalid_grant", ""},
+	{session.ErrRefreshRaced, http.StatusBadRequest, "invalid_grant", ""},
+	{session.ErrUnauthorizedClient, http.StatusBadRequest, "unauthorized_client", ""},
 }
 
 // problems maps domain errors to problem bodies everywhere but /token. An
@@ -152,6 +154,10 @@ func toProblem(err error) (*problem, bool) {
 	return nil, false
 }
 
+// oauthPaths answer errors with RFC 6749 bodies, everything else with
+// problem details.
+var oauthPaths = map[string]bool{"/token": true, "/revoke": true, "/introspect": true}
+
 // handleError writes every error a handler or middleware returns. Unmapped
 // errors are logged once, with the request id, and answered generically.
 func (h *handlers) handleError(err error, c echo.Context) {
@@ -161,7 +167,7 @@ func (h *handlers) handleError(err error, c echo.Context) {
 	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
 	}
-	if c.Path() == "/token" || c.Request().URL.Path == "/token" {
+	if oauthPaths[c.Path()] || oauthPaths[c.Request().URL.Path] {
 		h.writeTokenError(c, err)
 		return
 	}
@@ -197,7 +203,10 @@ func (h *handlers) writeTokenError(c echo.Context, err error) {
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-store")
 	hd.Set("Pragma", "no-cache")
-	if oe.Status == http.StatusUnauthorized {
+	switch {
+	case oe.Code == "invalid_token" || oe.Code == "insufficient_scope":
+		hd.Set(echo.HeaderWWWAuthenticate, `Bearer realm="authd", error="`+oe.Code+`"`)
+	case oe.Status == http.StatusUnauthorized:
 		hd.Set(echo.HeaderWWWAuthenticate, `Basic realm="authd"`)
 	}
 	_ = c.JSON(oe.Status, oe)

@@ -2,21 +2,58 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/seedc5a8123e/authd/internal/session"
 )
 
 type logoutResponse struct {
 	AlreadyRevoked bool `json:"already_revoked"`
 }
 
+// logout is POST /logout?scope=local|global|others: the caller's session
+// (the default), all of the caller's sessions (as /logout/all), or all but
+// the caller's (as /logout/others). Only local accepts an already revoked
+// session, for its idempotent answer; the route admits revoked sessions, so
+// the wider scopes refuse them here.
 func (h *handlers) logout(c echo.Context) error {
+	scope, err := singleQueryParam(c, "scope")
+	if err != nil {
+		return err
+	}
+	switch scope {
+	case "", "local":
+	case "global", "others":
+		if principal(c).Revoked {
+			return session.ErrInvalidToken
+		}
+		if scope == "global" {
+			return h.logoutAll(c)
+		}
+		return h.logoutOthers(c)
+	default:
+		return errBadScope
+	}
 	already, err := h.Sessions.Logout(c.Request().Context(), principal(c))
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, logoutResponse{AlreadyRevoked: already})
+}
+
+var errBadScope = newProblem(http.StatusBadRequest, "scope must be local, global or others")
+
+// logoutOthers is POST /logout/others: every live session of the caller but
+// the current one, for instance after losing a phone.
+func (h *handlers) logoutOthers(c echo.Context) error {
+	n, err := h.Sessions.LogoutOthers(c.Request().Context(), principal(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, logoutAllResponse{Revoked: n})
 }
 
 type logoutAllResponse struct {
@@ -43,13 +80,14 @@ type revokeResponse struct {
 	AlreadyRevoked  bool      `json:"already_revoked"`
 }
 
-func (h *handlers) adminRevoke(c echo.Context) error {
+// revokeSession is POST /sessions/{sid}/revoke: an admin revokes any
+// session, a user their own (session.Service.RevokeAs).
+func (h *handlers) revokeSession(c echo.Context) error {
 	var req revokeRequest
 	if err := readJSON(c, &req, false); err != nil {
 		return err
 	}
-	admin := principal(c).UserID // the route admits admins only
-	r, err := h.Sessions.RevokeSession(c.Request().Context(), c.Param("sid"), req.Reason, &admin)
+	r, err := h.Sessions.RevokeAs(c.Request().Context(), principal(c), c.Param("sid"), req.Reason)
 	if err != nil {
 		return err
 	}
@@ -57,4 +95,20 @@ func (h *handlers) adminRevoke(c echo.Context) error {
 		SID: r.SID, RevokedAt: r.RevokedAt.UTC(), RevokedReason: r.RevokedReason,
 		RevokedByUserID: r.RevokedByUserID, AlreadyRevoked: r.AlreadyRevoked,
 	})
+}
+
+// singleQueryParam reads a query parameter that may be given at most once,
+// from a query string that must parse: anything else is a 400, never a
+// silently absent parameter.
+func singleQueryParam(c echo.Context, name string) (string, error) {
+	q, err := url.ParseQuery(c.Request().URL.RawQuery)
+	if err != nil {
+		return "", newProblem(http.StatusBadRequest, "the query string is malformed")
+	}
+	if vs := q[name]; len(vs) > 1 {
+		return "", newProblem(http.StatusBadRequest, name+" must be given at most once")
+	} else if len(vs) == 1 {
+		return vs[0], nil
+	}
+	return "", nil
 }

@@ -184,9 +184,10 @@ func TestAuthorization(t *testing.T) {
 	env := authdtest.Start(t, authdtest.Options{})
 	env.CreateUser(t, "root", "admin", pw)
 	env.CreateUser(t, "mallory", "user", pw)
+	env.CreateUser(t, "victim", "user", pw)
 	admin := env.Login(t, "root", pw)
 	user := env.Login(t, "mallory", pw)
-	target := env.Login(t, "mallory", pw)
+	target := env.Login(t, "victim", pw)
 
 	wantStatus := func(t *testing.T, res *http.Response, body []byte, status int, bearerErr bool) {
 		t.Helper()

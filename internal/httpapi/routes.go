@@ -20,14 +20,17 @@ func (h *handlers) routes(e *echo.Echo) {
 	e.GET("/.well-known/oauth-authorization-server", h.metadata)
 
 	e.POST("/token", h.token)
+	e.POST("/revoke", h.revokeToken)
+	e.POST("/introspect", h.introspect) // authenticates its caller itself: Basic or bearer
 
 	// Only /logout accepts an already revoked session, for its idempotent answer.
 	e.POST("/logout", h.logout, h.authenticate(true))
 	e.POST("/logout/all", h.logoutAll, bearer)
+	e.POST("/logout/others", h.logoutOthers, bearer)
 	e.POST("/me/password", h.changePassword, bearer)
 	e.GET("/sessions", h.mySessions, bearer)
 
-	e.POST("/sessions/:sid/revoke", h.adminRevoke, admin)
+	e.POST("/sessions/:sid/revoke", h.revokeSession, bearer) // its owner or an admin
 	e.POST("/users", h.createUser, admin)
 	e.GET("/users", h.listUsers, admin)
 	e.GET("/users/:id", h.getUser, admin)

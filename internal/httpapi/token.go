@@ -30,14 +30,12 @@ type tokenResponse struct {
 
 // token is the OAuth 2.0 token endpoint (RFC 6749 section 3.2).
 func (h *handlers) token(c echo.Context) error {
-	c.Response().Header().Set("Cache-Control", "no-store")
-	c.Response().Header().Set("Pragma", "no-cache")
+	noStore(c)
 	p, err := readTokenParams(c.Request())
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	meta := session.Meta{UserAgent: truncate(c.Request().UserAgent(), 512), IP: c.RealIP()}
+	ctx, m := c.Request().Context(), meta(c)
 	var g session.Grant
 	switch gt := p["grant_type"]; gt {
 	case session.GrantPassword:
@@ -45,7 +43,7 @@ func (h *handlers) token(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if g, err = h.Sessions.PasswordGrant(ctx, user, pw, meta); err != nil {
+		if g, err = h.Sessions.PasswordGrant(ctx, user, pw, m); err != nil {
 			return err
 		}
 	case session.GrantRefreshToken:
@@ -61,7 +59,7 @@ func (h *handlers) token(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if g, err = h.Sessions.ClientCredentialsGrant(ctx, id, secret, meta); err != nil {
+		if g, err = h.Sessions.ClientCredentialsGrant(ctx, id, secret, m); err != nil {
 			return err
 		}
 	case "":
@@ -200,11 +198,9 @@ func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
 		}
 	}
 	if basic {
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return "", "", errInvalidClient
+		var err error
+		if id, secret, err = unescapeBasic(id, secret); err != nil {
+			return "", "", err
 		}
 	} else {
 		id, secret = p["client_id"], p["client_secret"]
@@ -217,6 +213,27 @@ func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
 		return "", "", errInvalidClient
 	}
 	return id, secret, nil
+}
+
+// unescapeBasic undoes the form-encoding RFC 6749 section 2.3.1 puts inside
+// HTTP Basic credentials.
+func unescapeBasic(id, secret string) (string, string, error) {
+	id, err1 := url.QueryUnescape(id)
+	secret, err2 := url.QueryUnescape(secret)
+	if err1 != nil || err2 != nil {
+		return "", "", errInvalidClient
+	}
+	return id, secret, nil
+}
+
+// mediaType is a Content-Type without its parameters, lower-cased; empty
+// when it does not parse.
+func mediaType(ct string) string {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return ""
+	}
+	return mt
 }
 
 // safeName keeps a client-chosen parameter name short and printable before it

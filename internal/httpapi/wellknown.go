@@ -34,6 +34,11 @@ type serverMetadata struct {
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	AccessTokenSigningAlgsSupported   []string `json:"access_token_signing_alg_values_supported"`
 	RevokedSessionsEndpoint           string   `json:"revoked_sessions_endpoint"`
+	// RFC 7009 and RFC 7662 endpoints (RFC 8414 section 2).
+	RevocationEndpoint               string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 }
 
 // metadata answers GET /.well-known/oauth-authorization-server. issuer is
@@ -60,6 +65,12 @@ func (h *handlers) metadata(c echo.Context) error {
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
 		AccessTokenSigningAlgsSupported:   algs,
 		RevokedSessionsEndpoint:           base + "/sessions/revoked",
+		RevocationEndpoint:                base + "/revoke",
+		// "none": public clients revoke their own tokens unauthenticated.
+		RevocationEndpointAuthMethods: []string{"none", "client_secret_basic", "client_secret_post"},
+		IntrospectionEndpoint:         base + "/introspect",
+		// A service bearer token works too; there is no registered name for it.
+		IntrospectionEndpointAuthMethods: []string{"client_secret_basic"},
 	})
 }
 

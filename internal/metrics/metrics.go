@@ -35,6 +35,7 @@ type Metrics struct {
 	httpDuration   *prometheus.HistogramVec
 	tokensIssued   *prometheus.CounterVec
 	refreshReuse   prometheus.Counter
+	refreshRaced   prometheus.Counter
 	revocations    *prometheus.CounterVec
 	feedPolls      prometheus.Counter
 	feedEntries    prometheus.Counter
@@ -63,6 +64,10 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 		refreshReuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "authd_refresh_reuse_detected_total", Help: "Presentations of an already rotated refresh token.",
 		}),
+		refreshRaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_refresh_reuse_grace_total",
+			Help: "Presentations of the just-rotated refresh token within AUTHD_REFRESH_REUSE_GRACE, refused without revoking the session.",
+		}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_revocations_total", Help: "Sessions revoked, by reason.",
 		}, []string{"reason"}),
@@ -85,7 +90,7 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			Name: "authd_login_throttled_total", Help: "Password attempts refused by the brute-force throttle (429).",
 		}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.revocations,
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
 		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(buildinfo.Read()))
@@ -146,6 +151,14 @@ func (m *Metrics) RefreshReused() {
 		return
 	}
 	m.refreshReuse.Inc()
+}
+
+// RefreshRaced counts a just-rotated refresh token forgiven within the grace.
+func (m *Metrics) RefreshRaced() {
+	if m == nil {
+		return
+	}
+	m.refreshRaced.Inc()
 }
 
 // Revoked counts n sessions revoked for reason. Callers pass one of their

@@ -139,6 +139,13 @@ type RefreshRow struct {
 	// Reused is true when the presented token is one already rotated away:
 	// the previous token or any older one (refresh_token_history).
 	Reused bool
+	// Previous is true when the presented token is the one rotated away
+	// last, at LastRefreshedAt: the only one a reuse grace may forgive.
+	Previous bool
+	// LastActive is when the session was created or last refreshed, for the
+	// idle timeout.
+	LastActive      time.Time
+	LastRefreshedAt *time.Time
 }
 
 // LockSessionByRefreshHash finds the session whose current refresh token,
@@ -148,7 +155,9 @@ type RefreshRow struct {
 // no session knows the hash. Run it in InRevokeTx: its caller may revoke.
 func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
-			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1
+			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
+			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
+			s.last_refreshed_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
 		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
@@ -156,7 +165,7 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 		FOR UPDATE OF s`
 	var r RefreshRow
 	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
-		&r.ExpiresAt, &r.Revoked, &r.Reused)
+		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt)
 	if err != nil {
 		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
 	}
@@ -274,24 +283,49 @@ func (tx *Tx) RevokeUserSessions(userID, except string, r RevokeRequest) ([]Revo
 	return out, nil
 }
 
-// SessionAuth is what authenticating a request needs to know about a session.
+// SessionAuth is what authenticating a request, or introspecting a token,
+// needs to know about a session.
 type SessionAuth struct {
+	SID          string
 	UserID       string
 	Role         string
 	UserDisabled bool
 	ExpiresAt    time.Time
 	RevokedAt    *time.Time
+	// LastActive is when the session was created or last refreshed.
+	LastActive time.Time
+}
+
+const sessionAuthColumns = `s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at, s.revoked_at,
+	COALESCE(s.last_refreshed_at, s.created_at)`
+
+func scanSessionAuth(row pgx.Row, a *SessionAuth) error {
+	return row.Scan(&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive)
 }
 
 // SessionAuthByID loads the session sid with its user's role and state.
 func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `SELECT s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at, s.revoked_at
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
 	var a SessionAuth
-	if err := db.pool.QueryRow(ctx, q, sid).Scan(&a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt); err != nil {
+	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, sid), &a); err != nil {
 		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, translate(err))
+	}
+	return a, nil
+}
+
+// SessionAuthByRefreshHash loads the session whose current refresh token
+// has hash (never a rotated-away one), with its user's role and state; it
+// locks nothing. ErrNotFound when no session's current token has hash.
+func (db *DB) SessionAuthByRefreshHash(ctx context.Context, hash []byte) (SessionAuth, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id
+		WHERE s.refresh_token_hash = $1`
+	var a SessionAuth
+	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, hash), &a); err != nil {
+		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", translate(err))
 	}
 	return a, nil
 }

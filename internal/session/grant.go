@@ -76,6 +76,12 @@ func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta)
 		if grant == GrantClientCredentials && u.Role != RoleService {
 			return ErrInvalidCredentials
 		}
+		// A service identity's secret is a client credential: it gets no
+		// refresh token, and nothing is written. Told only to a caller that
+		// knew the secret.
+		if grant == GrantPassword && u.Role == RoleService {
+			return ErrUnauthorizedClient
+		}
 		if g, err = s.createSession(ctx, u, grant, m); err != nil {
 			return err
 		}
@@ -138,6 +144,8 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 	var (
 		g       Grant
 		reused  bool
+		raced   bool
+		idle    bool
 		revoked *postgres.RevokeResult
 	)
 	// A revoking transaction: the reuse path revokes.
@@ -149,6 +157,18 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 			return err
 		}
 		now := s.clock.Now()
+		if st.Role == RoleService {
+			return ErrUnauthorizedClient // only client_credentials for services
+		}
+		// Two tabs sharing storage refresh at once: the loser presents the
+		// token the winner just rotated away. Within the grace that is no
+		// theft; nothing is written and the winner's token stays good. Only
+		// the token rotated away last, and only while the session is live.
+		if st.Reused && st.Previous && !st.Revoked && st.LastRefreshedAt != nil &&
+			s.limits.ReuseGrace > 0 && now.Sub(*st.LastRefreshedAt) <= s.limits.ReuseGrace {
+			raced = true
+			return nil
+		}
 		if st.Reused {
 			s.log.Warn("refresh token reuse detected; revoking session", "sid", st.SessionID, "user_id", st.UserID)
 			// The grant fails, but the revocation must commit: fn returns
@@ -162,6 +182,12 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		}
 		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
 			return ErrInvalidRefresh
+		}
+		if s.limits.idle(st.LastActive, now) {
+			// As with reuse, the refusal must not roll the revocation back.
+			idle = true
+			revoked, err = tx.RevokeSession(postgres.RevokeRequest{SID: st.SessionID, Reason: ReasonIdleTimeout, At: now})
+			return err
 		}
 		minted, err := s.signer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
 		if err != nil {
@@ -186,6 +212,14 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		return Grant{}, ErrInvalidRefresh
 	case err != nil:
 		return Grant{}, err
+	case raced:
+		s.obs.RefreshRaced()
+		return Grant{}, ErrRefreshRaced
+	case idle:
+		if revoked != nil {
+			s.Announce(ctx, ReasonIdleTimeout, []postgres.RevokedSession{revoked.Entry})
+		}
+		return Grant{}, ErrInvalidRefresh
 	case reused:
 		if revoked != nil {
 			s.Announce(ctx, ReasonRefreshReuse, []postgres.RevokedSession{revoked.Entry})

@@ -80,23 +80,43 @@ type Revoked struct {
 // A session revoked before keeps its first time, reason and actor, and
 // AlreadyRevoked is set.
 func (s *Service) RevokeSession(ctx context.Context, sid, reason string, by *string) (Revoked, error) {
-	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
-		return Revoked{}, ErrMalformedSID
+	if err := checkSID(sid); err != nil {
+		return Revoked{}, err
 	}
 	if reason == "" {
 		reason = ReasonAdminRevoke
 	}
-	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
-		return Revoked{}, ErrBadReason
+	if err := checkReason(reason); err != nil {
+		return Revoked{}, err
 	}
+	// Counted under ReasonAdminRevoke whatever text the admin gave, so the
+	// metric's label stays bounded.
+	return s.revokeByID(ctx, sid, reason, ReasonAdminRevoke, by)
+}
+
+func checkSID(sid string) error {
+	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
+		return ErrMalformedSID
+	}
+	return nil
+}
+
+func checkReason(reason string) error {
+	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
+		return ErrBadReason
+	}
+	return nil
+}
+
+// revokeByID revokes sid with reason (announced under label) and answers
+// with its revocation, the first one if it was revoked before.
+func (s *Service) revokeByID(ctx context.Context, sid, reason, label string, by *string) (Revoked, error) {
 	r, err := s.db.RevokeSession(ctx, postgres.RevokeRequest{SID: sid, Reason: reason, By: by, At: s.clock.Now()})
 	if err != nil {
 		return Revoked{}, err
 	}
 	if r != nil {
-		// Counted under ReasonAdminRevoke whatever text the admin gave, so
-		// the metric's label stays bounded.
-		s.Announce(ctx, ReasonAdminRevoke, []postgres.RevokedSession{r.Entry})
+		s.Announce(ctx, label, []postgres.RevokedSession{r.Entry})
 		return Revoked{SID: sid, RevokedAt: r.RevokedAt, RevokedReason: r.RevokedReason, RevokedByUserID: r.RevokedByUserID}, nil
 	}
 	// Nothing changed: the session was revoked before, and its first

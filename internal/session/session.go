@@ -33,6 +33,15 @@ const (
 	ReasonAdminRevoke   = "admin_revoke"
 	ReasonRefreshReuse  = "refresh_token_reuse"
 	ReasonSessionLimit  = "session_limit"
+	// ReasonUserLogoutOthers: the user ended every session but the current.
+	ReasonUserLogoutOthers = "user_logout_others"
+	// ReasonUserRevoke: the user ended one of their own sessions by id.
+	ReasonUserRevoke = "user_revoke"
+	// ReasonTokenRevoked: a client revoked a token of the session (RFC 7009).
+	ReasonTokenRevoked = "token_revoked"
+	// ReasonIdleTimeout: a refresh came after the session had been idle for
+	// longer than Limits.IdleTTL.
+	ReasonIdleTimeout = "idle_timeout"
 )
 
 // Roles lists every role, in the order error messages name them.
@@ -66,6 +75,13 @@ var (
 	// ErrRefreshReused: an already rotated refresh token was presented; the
 	// session has been revoked.
 	ErrRefreshReused = errors.New("refresh token was already used; the session has been revoked")
+	// ErrRefreshRaced: the refresh token rotated away last was presented
+	// within Limits.ReuseGrace of its rotation; the session lives on, and the
+	// winner's newer token is the one to use.
+	ErrRefreshRaced = errors.New("refresh token was already used by a concurrent refresh; use the newest refresh token")
+	// ErrUnauthorizedClient: a service identity asked for a grant other
+	// than client_credentials.
+	ErrUnauthorizedClient = errors.New("service identities may use only the client_credentials grant")
 	// ErrInvalidToken: the bearer token is not a live access token.
 	ErrInvalidToken = errors.New("access token is invalid, expired or revoked")
 	// ErrForbidden: the caller's role does not allow the operation.
@@ -108,6 +124,9 @@ type Observer interface {
 	TokenIssued(grant string)
 	// RefreshReused: a rotated refresh token was presented again.
 	RefreshReused()
+	// RefreshRaced: a just-rotated refresh token was presented again within
+	// the reuse grace, and forgiven.
+	RefreshRaced()
 	// Revoked: n sessions were revoked, each for the first time, for
 	// reason, a constant of this package or of its callers.
 	Revoked(reason string, n int)
@@ -117,6 +136,7 @@ type nopObserver struct{}
 
 func (nopObserver) TokenIssued(string)  {}
 func (nopObserver) RefreshReused()      {}
+func (nopObserver) RefreshRaced()       {}
 func (nopObserver) Revoked(string, int) {}
 
 // Service applies the session rules.
@@ -139,6 +159,18 @@ type Limits struct {
 	// MaxPerUser is how many live sessions a user may have; a login beyond
 	// it revokes the oldest (ReasonSessionLimit). Zero means no limit.
 	MaxPerUser int
+	// IdleTTL, when positive, ends a session at its first refresh after it
+	// has been neither created nor refreshed for longer (ReasonIdleTimeout).
+	IdleTTL time.Duration
+	// ReuseGrace is how long after a rotation the token rotated away may be
+	// presented again without revoking the session (ErrRefreshRaced).
+	ReuseGrace time.Duration
+}
+
+// idle reports whether a session last active at last is past the idle
+// timeout at now. At exactly IdleTTL it is not.
+func (l Limits) idle(last, now time.Time) bool {
+	return l.IdleTTL > 0 && now.Sub(last) > l.IdleTTL
 }
 
 // Deps is what a Service is made of. Throttle and Observer may be nil (no

@@ -58,10 +58,12 @@ type observer struct {
 	issued  map[string]int
 	revoked map[string]int
 	reused  int
+	raced   int
 }
 
 func (o *observer) TokenIssued(grant string) { o.mu.Lock(); o.issued[grant]++; o.mu.Unlock() }
 func (o *observer) RefreshReused()           { o.mu.Lock(); o.reused++; o.mu.Unlock() }
+func (o *observer) RefreshRaced()            { o.mu.Lock(); o.raced++; o.mu.Unlock() }
 func (o *observer) Revoked(reason string, n int) {
 	o.mu.Lock()
 	o.revoked[reason] += n
