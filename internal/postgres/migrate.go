@@ -10,6 +10,8 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/seedc5a8123e/authd/internal/redact"
 	"github.com/seedc5a8123e/authd/migrations"
@@ -110,9 +112,10 @@ func redactErr(err error, dbURL string) error {
 }
 
 // SchemaCurrent returns an error saying why unless the schema is clean and
-// at least at Latest. A newer schema is accepted: migrations only add, and
-// during a rolling upgrade the old replicas must stay ready after the
-// migration Job has run.
+// within one version of Latest. Migrations are expand-then-contract
+// (migrations/README.md): a binary runs on the schema before its own, so a
+// new replica is ready before the migration Job has run, and on the one
+// after it, so old replicas stay ready once it has.
 func (db *DB) SchemaCurrent(ctx context.Context) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -123,13 +126,19 @@ func (db *DB) SchemaCurrent(ctx context.Context) error {
 	var v int64
 	var dirty bool
 	if err := db.pool.QueryRow(ctx, `SELECT version, dirty FROM schema_migrations LIMIT 1`).Scan(&v, &dirty); err != nil {
-		return fmt.Errorf("schema version unknown: migrations not applied")
+		var pgErr *pgconn.PgError
+		if errors.Is(err, pgx.ErrNoRows) || (errors.As(err, &pgErr) && pgErr.Code == "42P01") { // undefined_table
+			return errors.New("schema version unknown: migrations not applied")
+		}
+		return fmt.Errorf("schema version unreadable: %w", err)
 	}
-	if dirty {
+	switch {
+	case dirty:
 		return fmt.Errorf("schema version %d is dirty: a migration failed half-way", v)
-	}
-	if uint(v) < want {
-		return fmt.Errorf("schema version %d, this binary needs %d: run authd migrate up", v, want)
+	case v < 0 || uint(v)+1 < want:
+		return fmt.Errorf("schema version %d, this binary needs %d or %d: run authd migrate up", v, want-1, want)
+	case uint(v) > want+1:
+		return fmt.Errorf("schema version %d is more than one ahead of this binary's %d: roll out a newer image", v, want)
 	}
 	return nil
 }
