@@ -100,14 +100,7 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	}
 
 	// Listeners.
-	srv := &http.Server{
-		Handler:           a.Handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(a.Handler, log)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("AUTHD_ADDR: listen on %s: %w", cfg.Addr, err)
@@ -118,10 +111,7 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	if cfg.MetricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", a.Metrics.Handler())
-		metricsSrv = &http.Server{
-			Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
-			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		}
+		metricsSrv = newHTTPServer(mux, log)
 		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("AUTHD_METRICS_ADDR: listen on %s: %w", cfg.MetricsAddr, err)
 		}
@@ -216,4 +206,17 @@ func localURL(cfg config.Config) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// newHTTPServer is every listener's server, the API's and the metrics one
+// alike: no listener of authd waits on a slow or idle client without bound.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
