@@ -10,6 +10,7 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 )
@@ -60,6 +61,14 @@ var errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client", se
 // errThrottled is both tables' answer to a *throttle.LimitedError; the
 // Retry-After header comes from the error itself (handleError).
 const errThrottled = "too many failed attempts; retry later"
+
+// errUnavailable answers a database that cannot be reached or does not
+// answer in time: 503 with Retry-After (unavailableRetry seconds), never a
+// 500, so clients and load balancers retry instead of giving up.
+const (
+	errUnavailable   = "the database is unavailable; retry shortly"
+	unavailableRetry = "2"
+)
 
 // tokenErrors maps domain errors from the grants to RFC 6749 errors. An
 // empty description is the sentinel's own text.
@@ -115,6 +124,9 @@ func tokenError(err error) *oauthError {
 	if errors.As(err, new(*throttle.LimitedError)) {
 		return &oauthError{http.StatusTooManyRequests, "invalid_request", errThrottled}
 	}
+	if postgres.Unavailable(err) {
+		return &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", errUnavailable}
+	}
 	for _, e := range tokenErrors {
 		if errors.Is(err, e.err) {
 			return &oauthError{e.status, e.code, orText(e.desc, e.err)}
@@ -138,6 +150,8 @@ func toProblem(err error) (*problem, bool) {
 		return errBadToken, true
 	case errors.As(err, new(*throttle.LimitedError)):
 		return newProblem(http.StatusTooManyRequests, errThrottled), true
+	case postgres.Unavailable(err):
+		return newProblem(http.StatusServiceUnavailable, errUnavailable), true
 	case errors.As(err, &pe):
 		return newProblem(http.StatusBadRequest, pe.Rule), true
 	case errors.As(err, &he):
@@ -166,6 +180,10 @@ func (h *handlers) handleError(err error, c echo.Context) {
 	}
 	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
+	} else if postgres.Unavailable(err) {
+		h.Log.WarnContext(c.Request().Context(), "database unavailable",
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "err", err)
+		c.Response().Header().Set("Retry-After", unavailableRetry)
 	}
 	if oauthPaths[c.Path()] || oauthPaths[c.Request().URL.Path] {
 		h.writeTokenError(c, err)

@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,6 +37,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		// pgx's message can echo the URL, password included.
 		return nil, errors.New("postgres: DATABASE_URL cannot be parsed")
+	}
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -64,12 +70,43 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// withTimeout gives ctx the default deadline unless it already has one.
+// withTimeout bounds a call by DefaultTimeout, or by ctx's deadline when that
+// is sooner. A request's own deadline (10 s) is not enough: a database that
+// accepts connections but never answers would hold every request that long.
 func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return ctx, func() {}
-	}
 	return context.WithTimeout(ctx, DefaultTimeout)
+}
+
+// ConnectTimeout bounds opening one connection, unless DATABASE_URL sets
+// connect_timeout: a database that refuses or drops connections is reported
+// within it instead of holding requests.
+const ConnectTimeout = 2 * time.Second
+
+// ErrUnavailable marks errors that mean the database could not be reached
+// or did not answer in time, as opposed to refusing a statement: callers
+// answer them with 503 and Retry-After. Test with Unavailable.
+var ErrUnavailable = errors.New("database unavailable")
+
+// Unavailable reports whether err means the database could not be reached
+// or did not answer in time (a connect failure, a network error, a timeout
+// or a connection lost mid-statement), not that it refused the statement.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrUnavailable) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// The server answered. Only its "cannot serve you now" classes count:
+		// 08 connection exceptions, 57P0x shutdowns, 53300 too many clients.
+		return strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P0") || pgErr.Code == "53300"
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Tx is one open transaction. Its methods each run one statement (or one

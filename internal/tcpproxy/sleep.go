@@ -1,0 +1,5 @@
+package tcpproxy
+
+import "time"
+
+func sleepBriefly() { time.Sleep(5 * time.Millisecond) }
