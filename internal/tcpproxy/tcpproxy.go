@@ -150,4 +150,3 @@ func (p *Proxy) Close() {
 	p.closed = true
 	p.mu.Unlock()
 }
-
