@@ -304,11 +304,20 @@ func (m *Service) changePassword(ctx context.Context, p session.Principal, curre
 }
 
 // RevokeAll revokes every live session of user id (ReasonAdminRevokeAll).
-func (m *Service) RevokeAll(ctx context.Context, id string, by *string) (int, error) {
+// An admin may give a reason (checked as a single-session revocation's
+// is); without one it is ReasonAdminRevokeAll. Either way it is counted
+// under ReasonAdminRevokeAll.
+func (m *Service) RevokeAll(ctx context.Context, id, reason string, by *string) (int, error) {
+	if reason == "" {
+		reason = ReasonAdminRevokeAll
+	}
+	if err := session.CheckReason(reason); err != nil {
+		return 0, err
+	}
 	if _, err := m.User(ctx, id); err != nil {
 		return 0, err
 	}
-	return m.sessions.RevokeUser(ctx, id, "", ReasonAdminRevokeAll, by)
+	return m.sessions.RevokeUserLabelled(ctx, id, "", reason, ReasonAdminRevokeAll, by)
 }
 
 // RevokeSession revokes one session for an operator without a token: the

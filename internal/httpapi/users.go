@@ -145,9 +145,14 @@ func (h *handlers) userSessions(c echo.Context) error {
 }
 
 // revokeUserSessions is POST /users/{id}/sessions/revoke.
+// Its optional body is the single-session revoke's: {"reason": "…"}.
 func (h *handlers) revokeUserSessions(c echo.Context) error {
+	var req revokeRequest
+	if err := readJSON(c, &req, false); err != nil {
+		return err
+	}
 	admin := principal(c).UserID
-	n, err := h.Accounts.RevokeAll(c.Request().Context(), c.Param("id"), &admin)
+	n, err := h.Accounts.RevokeAll(c.Request().Context(), c.Param("id"), req.Reason, &admin)
 	if err != nil {
 		return err
 	}

@@ -42,13 +42,20 @@ func (s *Service) LogoutAll(ctx context.Context, p Principal) (int, error) {
 // (empty: none) with reason, recording by as the actor (nil: the system), and
 // publishes each revocation. It is the one path every bulk revocation takes.
 func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string, by *string) (int, error) {
+	return s.RevokeUserLabelled(ctx, userID, except, reason, reason, by)
+}
+
+// RevokeUserLabelled is RevokeUser with a free-text reason (an admin's,
+// checked with CheckReason) announced under label, one of the bounded
+// reason constants, so the metric's label values stay few.
+func (s *Service) RevokeUserLabelled(ctx context.Context, userID, except, reason, label string, by *string) (int, error) {
 	entries, err := s.db.RevokeUserSessions(ctx, userID, except, postgres.RevokeRequest{
 		Reason: reason, By: by, At: s.clock.Now(),
 	})
 	if err != nil {
 		return 0, err
 	}
-	s.Announce(ctx, reason, entries)
+	s.Announce(ctx, label, entries)
 	return len(entries), nil
 }
 
@@ -86,7 +93,7 @@ func (s *Service) RevokeSession(ctx context.Context, sid, reason string, by *str
 	if reason == "" {
 		reason = ReasonAdminRevoke
 	}
-	if err := checkReason(reason); err != nil {
+	if err := CheckReason(reason); err != nil {
 		return Revoked{}, err
 	}
 	// Counted under ReasonAdminRevoke whatever text the admin gave, so the
@@ -101,7 +108,9 @@ func checkSID(sid string) error {
 	return nil
 }
 
-func checkReason(reason string) error {
+// CheckReason refuses a revocation reason that is not valid UTF-8 or longer
+// than MaxReasonLen characters (ErrBadReason).
+func CheckReason(reason string) error {
 	if !utf8.ValidString(reason) || utf8.RuneCountInString(reason) > MaxReasonLen {
 		return ErrBadReason
 	}

@@ -33,7 +33,7 @@ func (s *Service) RevokeAs(ctx context.Context, p Principal, sid, reason string)
 	if err := checkSID(sid); err != nil {
 		return Revoked{}, err
 	}
-	if err := checkReason(reason); err != nil {
+	if err := CheckReason(reason); err != nil {
 		return Revoked{}, err
 	}
 	a, err := s.db.SessionAuthByID(ctx, sid)
