@@ -21,10 +21,10 @@ import (
 
 // Limits on what a user may choose.
 const (
-	MaxUsernameLen    = 256  // bytes
-	MinPasswordRunes  = 12   // characters
-	MaxPasswordBytes  = 1024 // bytes; argon2 would hash more, but nobody types more
-	generatedPassword = 24   // random bytes in a generated password
+	MaxUsernameLen    = session.MaxUsernameLen // bytes
+	MinPasswordRunes  = 12                     // characters
+	MaxPasswordBytes  = 1024                   // bytes; argon2 would hash more, but nobody types more
+	generatedPassword = 24                     // random bytes in a generated password
 )
 
 var (

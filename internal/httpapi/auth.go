@@ -18,8 +18,12 @@ const principalKey = "authd.principal"
 func (h *handlers) authenticate(allowRevoked bool, roles ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			raw, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+			hdr := c.Request().Header.Get(echo.HeaderAuthorization)
+			raw, ok := bearerToken(hdr)
 			if !ok {
+				if scheme, tok, _ := strings.Cut(hdr, " "); strings.EqualFold(scheme, "Bearer") && trimOWS(tok) != "" {
+					return errBadToken // a token, but not one authd could have issued
+				}
 				return errNoToken
 			}
 			p, err := h.Sessions.Authenticate(c.Request().Context(), raw, allowRevoked)
@@ -41,12 +45,38 @@ func principal(c echo.Context) session.Principal {
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer x" header; the
-// scheme is case-insensitive (RFC 7235 section 2.1).
+// scheme is case-insensitive (RFC 7235 section 2.1) and the token must have
+// RFC 6750's b64token syntax, so no NUL, non-ASCII or space reaches a parser
+// or the database.
 func bearerToken(h string) (string, bool) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != "" && len(tok) <= maxParamBytes
+	tok = trimOWS(tok)
+	if tok == "" || len(tok) > maxParamBytes || !isB64Token(tok) {
+		return "", false
+	}
+	return tok, true
+}
+
+// trimOWS trims HTTP optional whitespace (spaces and tabs) only.
+func trimOWS(s string) string { return strings.Trim(s, " \t") }
+
+// isB64Token reports whether s is RFC 6750's
+// b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -47,6 +48,7 @@ func newProblem(status int, detail string) *problem {
 }
 
 var (
+	errTimeout      = newProblem(http.StatusServiceUnavailable, "the request took too long; retry later")
 	errBodyTooLarge = &problem{Type: "about:blank", Title: http.StatusText(http.StatusRequestEntityTooLarge),
 		Status: http.StatusRequestEntityTooLarge, Detail: "request body exceeds 64 KiB"}
 	errNoToken = &problem{Type: "about:blank", Title: "Unauthorized", Status: http.StatusUnauthorized,
@@ -144,6 +146,10 @@ func toProblem(err error) (*problem, bool) {
 	switch {
 	case errors.As(err, &p):
 		return p, true
+	case errors.Is(err, context.DeadlineExceeded):
+		// The request's own deadline (the timeout middleware's 503) or a
+		// database call's: either way a retry may succeed.
+		return errTimeout, true
 	case errors.As(err, new(*http.MaxBytesError)):
 		return errBodyTooLarge, true
 	case errors.Is(err, session.ErrInvalidToken):
@@ -180,7 +186,7 @@ func (h *handlers) handleError(err error, c echo.Context) {
 	}
 	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
-	} else if postgres.Unavailable(err) {
+	} else if postgres.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) {
 		h.Log.WarnContext(c.Request().Context(), "database unavailable",
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "err", err)
 		c.Response().Header().Set("Retry-After", unavailableRetry)
@@ -212,7 +218,11 @@ func (h *handlers) writeTokenError(c echo.Context, err error) {
 		// Body limit and content type problems keep their status, with an
 		// RFC 6749 body so OAuth clients can still read them.
 		if p, ok := toProblem(err); ok {
-			oe = &oauthError{p.Status, "invalid_request", p.Detail}
+			code := "invalid_request"
+			if p.Status == http.StatusServiceUnavailable {
+				code = "temporarily_unavailable"
+			}
+			oe = &oauthError{p.Status, code, p.Detail}
 		} else {
 			h.logInternal(c, err)
 			oe = &oauthError{http.StatusInternalServerError, "server_error", "internal error"}

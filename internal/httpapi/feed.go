@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,15 +13,7 @@ import (
 
 // revokedFeed is GET /sessions/revoked: the auto-pruned revocation snapshot.
 func (h *handlers) revokedFeed(c echo.Context) error {
-	vals, present := c.QueryParams()["since"]
-	if len(vals) > 1 {
-		return newProblem(http.StatusBadRequest, "since must be given at most once")
-	}
-	raw := ""
-	if present {
-		raw = vals[0]
-	}
-	since, err := feed.ParseSince(raw, present)
+	since, err := sinceFromQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -33,4 +26,19 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	hd.Set("Cache-Control", "no-cache")
 	hd.Set(verifier.CursorHeader, strconv.FormatInt(cursor, 10))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, feed.AppendJSON(make([]byte, 0, 16+len(entries)*100), entries))
+}
+
+// sinceFromQuery reads since from the raw query string. A query string that
+// does not parse is a 400, never an absent since (which would widen the
+// answer to the full snapshot), and so is a repeated since.
+func sinceFromQuery(rawQuery string) (time.Time, error) {
+	q, err := parseQuery(rawQuery)
+	if err != nil {
+		return time.Time{}, err
+	}
+	raw, present, err := singleParam(q, "since")
+	if err != nil {
+		return time.Time{}, err
+	}
+	return feed.ParseSince(raw, present)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -280,9 +281,12 @@ func TestPushPublishesEachRevocation(t *testing.T) {
 }
 
 func TestDeadRedisNeverFailsALogout(t *testing.T) {
-	// Nothing listens on port 1; publishing fails fast and is only logged.
-	failures := 0
-	pub, err := push.NewRedis("redis://127.0.0.1:1/0", authdtest.Start(t, authdtest.Options{}).Log, func() { failures++ })
+	// Nothing listens on port 1: the revocation waits in the publisher's
+	// queue, the logout does not wait for it, and Close gives up on it and
+	// counts it.
+	var drops atomic.Int64
+	pub, err := push.New(push.Config{URL: "redis://127.0.0.1:1/0", Log: authdtest.Start(t, authdtest.Options{}).Log,
+		CloseTimeout: 50 * time.Millisecond, OnDrop: func() { drops.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,10 +297,47 @@ func TestDeadRedisNeverFailsALogout(t *testing.T) {
 	if res.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"already_revoked":false}` {
 		t.Fatalf("logout with a dead Redis: %d %s", res.StatusCode, body)
 	}
-	if failures != 1 {
-		t.Fatalf("publish failures counted = %d, want 1", failures)
-	}
 	if e, _, _ := f.poll(t, ""); len(e) != 1 {
 		t.Fatal("the revocation is not in the feed")
+	}
+	if q := pub.Stats().Queued; q != 1 {
+		t.Fatalf("queued = %d, want the revocation waiting for Redis", q)
+	}
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if drops.Load() != 1 {
+		t.Fatalf("undelivered revocations counted = %d, want 1", drops.Load())
+	}
+}
+
+// Item 12: a query string that does not parse is a 400, never an absent
+// since (which would widen the answer to the full snapshot); so is a
+// repeated since, even with equal values.
+func TestFeedRefusesMalformedQueries(t *testing.T) {
+	f := startFeed(t, authdtest.Options{})
+	s := f.Login(t, "alice", pw)
+	f.Do(t, http.MethodPost, "/logout", s.AccessToken, "", nil)
+	svc := f.ServiceToken(t, "verifier-svc", "verifier service secret")
+	for _, q := range []string{
+		"?since=1;x=2", "?since=%zz", "?x=%zz&since=99999999999", "?since=99999999999&x=%", "?since=99999999999;",
+		"?;since=99999999999", "?since=1&since=1", "?since=99999999999&since=", "?since=%", "?since=1%3", "?%zz",
+		"?since=%2B1", "?since=%EF%BC%91", "?since=%00", "?since=1%00",
+	} {
+		res, body := f.Do(t, http.MethodGet, "/sessions/revoked"+q, svc.AccessToken, "", nil)
+		if res.StatusCode != 400 || res.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s, want 400 problem", q, res.StatusCode, body)
+			continue
+		}
+		if p := decode[struct{ Status int }](t, body); p.Status != 400 {
+			t.Errorf("%s: problem %s", q, body)
+		}
+	}
+	// Parameters the feed does not know are ignored, as before.
+	if e, _, _ := f.poll(t, "?x=1&since=0"); len(e) != 1 {
+		t.Fatalf("unknown parameter: %+v", e)
+	}
+	if e, _, _ := f.poll(t, "?since=99999999999&cachebust=1"); len(e) != 0 {
+		t.Fatalf("since was lost next to another parameter: %+v", e)
 	}
 }

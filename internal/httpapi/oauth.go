@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -56,6 +57,9 @@ func (h *handlers) introspect(c echo.Context) error {
 		}
 		id, secret, err := unescapeBasic(id, secret)
 		if err != nil {
+			return err
+		}
+		if err := checkClientCredentials(id, secret); err != nil {
 			return err
 		}
 		if _, err := h.Sessions.AuthenticateClient(ctx, id, secret, meta(c)); err != nil {
@@ -144,7 +148,10 @@ func optionalClientCredentials(r *http.Request, p tokenParams) (id, secret strin
 }
 
 func meta(c echo.Context) session.Meta {
-	return session.Meta{UserAgent: truncate(c.Request().UserAgent(), 512), IP: c.RealIP()}
+	// A User-Agent is recorded on the session, so it must be text
+	// PostgreSQL accepts.
+	ua := strings.ToValidUTF8(strings.ReplaceAll(c.Request().UserAgent(), "\x00", ""), "\uFFFD")
+	return session.Meta{UserAgent: truncate(ua, 512), IP: c.RealIP()}
 }
 
 // noStore marks an answer that carries or concerns credentials as not to be

@@ -58,7 +58,7 @@ func NewServer(d Deps) *echo.Echo {
 
 	routes := map[string]bool{} // filled below, read-only once serving
 	e.Use(h.countRequests(routes))
-	e.Use(middleware.RequestID())
+	e.Use(requestID())
 	e.Use(h.recoverPanics)
 	e.Use(h.logRequests())
 	e.Use(securityHeaders)

@@ -153,6 +153,11 @@ func parseForm(body []byte) (tokenParams, error) {
 // refusing duplicate keys (encoding/json would silently keep the last).
 func parseJSONParams(body []byte) (tokenParams, error) {
 	bad := invalidRequest("the JSON body must be one object of string values")
+	// encoding/json turns invalid bytes and lone surrogates into U+FFFD, so
+	// the raw text is checked before it is decoded.
+	if !jsonTextIsUTF8(body) {
+		return nil, invalidRequest("parameters must be valid UTF-8 without NUL characters")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil, bad
@@ -205,14 +210,21 @@ func clientCredentials(r *http.Request, p tokenParams) (string, string, error) {
 	} else {
 		id, secret = p["client_id"], p["client_secret"]
 	}
-	if id == "" || secret == "" {
-		return "", "", errInvalidClient
-	}
-	if !utf8.ValidString(id) || !utf8.ValidString(secret) || strings.ContainsRune(id+secret, 0) ||
-		len(id) > maxParamBytes || len(secret) > maxParamBytes {
-		return "", "", errInvalidClient
+	if err := checkClientCredentials(id, secret); err != nil {
+		return "", "", err
 	}
 	return id, secret, nil
+}
+
+// checkClientCredentials refuses, as a failed client authentication, an id
+// or secret that is empty, not UTF-8 text without NUL, or oversized: none of
+// them can belong to a client, and none may reach the database.
+func checkClientCredentials(id, secret string) error {
+	if id == "" || secret == "" || !utf8.ValidString(id) || !utf8.ValidString(secret) ||
+		strings.ContainsRune(id+secret, 0) || len(id) > maxParamBytes || len(secret) > maxParamBytes {
+		return errInvalidClient
+	}
+	return nil
 }
 
 // unescapeBasic undoes the form-encoding RFC 6749 section 2.3.1 puts inside

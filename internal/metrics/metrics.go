@@ -78,7 +78,7 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			Name: "authd_feed_entries_returned_total", Help: "Entries returned by revocation feed polls.",
 		}),
 		pushFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "authd_push_failures_total", Help: "Redis publishes of revocations that failed.",
+			Name: "authd_push_failures_total", Help: "Revocations never pushed to Redis (queue full, or still queued at shutdown); verifiers see them on their next poll.",
 		}),
 		pruneRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_prune_runs_total", Help: "Runs of the pruning job, by result (ok, error).",
@@ -179,7 +179,8 @@ func (m *Metrics) FeedPolled(entries int) {
 	m.feedEntries.Add(float64(entries))
 }
 
-// PushFailed counts one failed publish; it fits push.NewRedis's onError.
+// PushFailed counts one revocation that will never be pushed; it fits
+// push.NewRedis's onDrop.
 func (m *Metrics) PushFailed() {
 	if m == nil {
 		return

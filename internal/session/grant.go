@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -15,6 +17,13 @@ import (
 // and whether the stored hash should be upgraded. Unknown users cost one
 // dummy verification so timing reveals nothing.
 func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, bool, error) {
+	if len(username) > MaxUsernameLen {
+		// No user can have this name (the limit at creation), and it must not
+		// reach the database; the same dummy check keeps the timing of any
+		// other unknown user.
+		s.hasher.VerifyDummy(pw)
+		return postgres.User{}, false, ErrInvalidCredentials
+	}
 	u, err := s.db.UserByUsername(ctx, username)
 	if errors.Is(err, postgres.ErrNotFound) {
 		s.hasher.VerifyDummy(pw)
@@ -46,6 +55,17 @@ func (s *Service) rehash(ctx context.Context, u postgres.User, pw string) {
 	}
 }
 
+// loginKey is the throttle key of a login name. Names longer than any user
+// may have are keyed by their digest, so every name a client sends fits the
+// throttle's key and still counts as itself.
+func loginKey(name string) string {
+	if len(name) <= MaxUsernameLen {
+		return "login:" + name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "login:sha256:" + hex.EncodeToString(sum[:])
+}
+
 // PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
 func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta) (Grant, error) {
 	return s.login(ctx, username, pw, GrantPassword, m)
@@ -68,7 +88,7 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 // and known usernames count alike.
 func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
 	var g Grant
-	err := s.throttle.Guard(ctx, "login:"+username, m.IP, func() error {
+	err := s.throttle.Guard(ctx, loginKey(username), m.IP, func() error {
 		u, rehash, err := s.checkPassword(ctx, username, pw)
 		if err != nil {
 			return err

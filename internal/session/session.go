@@ -61,6 +61,10 @@ const (
 // grant_types_supported and the metrics' grant label come from it.
 var Grants = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials}
 
+// MaxUsernameLen is the longest username, in bytes: the limit at creation,
+// and so the longest name a login can match.
+const MaxUsernameLen = 256
+
 // MaxReasonLen is the longest revocation reason accepted, in characters.
 const MaxReasonLen = 200
 

@@ -170,7 +170,7 @@ func live(a postgres.SessionAuth, now time.Time) bool {
 // anything else, a real user's right password included.
 func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, m Meta) (Principal, error) {
 	var p Principal
-	err := s.throttle.Guard(ctx, "login:"+clientID, m.IP, func() error {
+	err := s.throttle.Guard(ctx, loginKey(clientID), m.IP, func() error {
 		u, _, err := s.checkPassword(ctx, clientID, secret)
 		if err != nil {
 			return err
