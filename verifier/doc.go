@@ -25,10 +25,12 @@
 // sources feed one in-memory denylist; an entry is forgotten once every token
 // of its session has expired.
 //
-// [Verifier.Verify] checks a token with no network round trip: signature
-// (EdDSA or ES256 only, the algorithm fixed by the key, never by the token),
-// typ "at+jwt", issuer, audience, exp/nbf/iat with a small leeway, and the
-// denylist. A token naming an unknown key id triggers one shared, rate-limited
+// [Verifier.Verify] checks a token with no network round trip: its form
+// (the compact serialization with nothing around or inside it, no "crit"
+// header, numeric dates as JSON numbers, no claim given twice: exactly what
+// authd's own bearer check accepts), signature (EdDSA or ES256 only, the
+// algorithm fixed by the key, never by the token), typ "at+jwt", issuer,
+// audience, exp/nbf/iat with a small leeway, and the denylist. A token naming an unknown key id triggers one shared, rate-limited
 // JWKS refetch, so key rotation needs no restart.
 //
 // # When the feed is unreachable

@@ -6,9 +6,13 @@ import "errors"
 // errors.Is. Every one of them means "do not trust this token"; only
 // [ErrStale] says nothing about the token itself.
 var (
-	// ErrMalformed: the token is not a well-formed authd access token
-	// (bad encoding, wrong typ header, missing or non-UUID sid/jti/sub,
-	// oversized).
+	// ErrMalformed: the token is not a well-formed authd access token:
+	// not exactly three base64url segments (whitespace or padding anywhere,
+	// a non-canonical encoding), longer than MaxTokenBytes, a header or
+	// claims that are not a JSON object, a "crit" or "b64" header, a member
+	// given twice or spelt in another case, an exp, nbf or iat that is not a
+	// JSON number, a typ other than "at+jwt", a missing kid, a missing exp,
+	// sub or jti, or a sid that is not a UUID in 8-4-4-4-12 form.
 	ErrMalformed = errors.New("verifier: malformed token")
 	// ErrSignature: the signature does not verify, the algorithm is not
 	// EdDSA or ES256, the algorithm does not match the key, or no published

@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/seedc5a8123e/authd/internal/jwtcases"
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
@@ -47,7 +48,7 @@ func fuzzSeeds(t testing.TB) []string {
 	hsRaw := jwt.NewWithClaims(jwt.SigningMethodHS256, fuzzClaims())
 	hsRaw.Header["kid"], hsRaw.Header["typ"] = fuzzKey.kid, verifier.Type
 	hsRawTok, _ := hsRaw.SignedString([]byte(fuzzKey.priv.Public().(ed25519.PublicKey)))
-	return []string{
+	seeds := []string{
 		valid,
 		none,
 		hsTok,
@@ -68,12 +69,24 @@ func fuzzSeeds(t testing.TB) []string {
 		enc([]byte(`{"alg":"none"}`)) + "." + parts[1] + ".",
 		enc([]byte(`{"alg":"EdDSA","kid":{"x":1},"typ":"at+jwt"}`)) + "." + parts[1] + "." + parts[2],
 	}
+	// Then every hostile token of the table authd's token tests share
+	// (Ed25519 signatures are deterministic, so these are fixed too).
+	for _, c := range jwtcases.Cases(jwtcases.Params{
+		Key:    jwtcases.Key{ID: fuzzKey.kid, Alg: fuzzKey.alg, Signer: fuzzKey.priv},
+		Issuer: testIssuer, Audience: testAudience, Now: testStart,
+	}) {
+		if !c.Valid {
+			seeds = append(seeds, c.Token)
+		}
+	}
+	return seeds
 }
 
 // FuzzVerify feeds hostile tokens to Verify: it must never panic and never
 // accept a token whose signature is not a valid Ed25519 signature by the
 // test key over exactly its header and payload (the server's own key, also
-// published, is never seen by the fuzzer).
+// published, is never seen by the fuzzer), nor one that is not three
+// segments of base64url alone.
 func FuzzVerify(f *testing.F) {
 	seeds := fuzzSeeds(f)
 	if *updateCorpus {
@@ -112,6 +125,11 @@ func FuzzVerify(f *testing.F) {
 		parts := strings.Split(tok, ".")
 		if len(parts) != 3 {
 			t.Fatalf("accepted a token of %d parts", len(parts))
+		}
+		if i := strings.IndexFunc(tok, func(r rune) bool {
+			return r != '.' && r != '-' && r != '_' && !('0' <= r && r <= '9') && !('a' <= r && r <= 'z') && !('A' <= r && r <= 'Z')
+		}); i >= 0 {
+			t.Fatalf("accepted a token with %q at offset %d: %q", tok[i], i, tok)
 		}
 		sig, derr := base64.RawURLEncoding.DecodeString(parts[2])
 		if derr != nil || !ed25519.Verify(pub, []byte(parts[0]+"."+parts[1]), sig) {

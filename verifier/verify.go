@@ -53,6 +53,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
+	// The same form check as authd's own (see compact.go), before
+	// golang-jwt, which would accept a string exp, a crit header, or a
+	// newline base64 decoding skips.
+	if err := checkCompact(token); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
 	var tc tokenClaims
 	if _, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
 		return v.keyFor(ctx, t)

@@ -101,8 +101,15 @@ func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error)
 // wrapped for logs; callers answer every case the same way.
 var ErrInvalid = errors.New("token: invalid access token")
 
-// Parse verifies an access token's signature, type and claims.
+// Parse verifies an access token's signature, type and claims. It accepts
+// only the form Mint writes and verifier.Verify accepts (see compact.go):
+// the compact serialization without whitespace, no crit header, numeric
+// dates as JSON numbers, no duplicate claims; and sid and sub must be UUIDs,
+// since authd looks sessions and users up by them.
 func (i *Signer) Parse(s string) (*Claims, error) {
+	if err := checkCompact(s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	var c Claims
 	_, err := i.parser.ParseWithClaims(s, &c, func(t *jwt.Token) (any, error) {
 		if typ, _ := t.Header["typ"].(string); typ != Type {
@@ -122,10 +129,22 @@ func (i *Signer) Parse(s string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	if c.SID == "" || c.Subject == "" || c.ID == "" {
-		return nil, fmt.Errorf("%w: missing sid, sub or jti", ErrInvalid)
+	if !isUUID(c.SID) || !isUUID(c.Subject) || c.ID == "" {
+		return nil, fmt.Errorf("%w: sid and sub must be UUIDs, jti must be set", ErrInvalid)
 	}
 	return &c, nil
+}
+
+// isUUID reports whether s is a UUID in the canonical 8-4-4-4-12
+// hexadecimal form (either case), the form authd writes and the only one
+// the verifier's sid check accepts: uuid.Parse alone also takes
+// "urn:uuid:", braces and 32 bare hex digits.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
 }
 
 // NewRefresh returns a fresh opaque refresh token: 256 bits from crypto/rand.

@@ -14,6 +14,12 @@ import (
 	"github.com/seedc5a8123e/authd/internal/keys"
 )
 
+// authd's user and session ids are UUIDs; Parse refuses others.
+const (
+	testSub = "6f1c1a8e-3b7e-4e0e-9a55-1f0d2c3b4a59"
+	testSID = "0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a"
+)
+
 func newSigner(t testing.TB, alg string) (*Signer, *clock.Manual, *keys.Set) {
 	t.Helper()
 	k, err := keys.Generate(alg)
@@ -29,7 +35,7 @@ func TestMintHeaderAndClaims(t *testing.T) {
 	for _, alg := range []string{keys.EdDSA, keys.ES256} {
 		t.Run(alg, func(t *testing.T) {
 			iss, c, ks := newSigner(t, alg)
-			m, err := iss.Mint("user-1", "sid-1", "admin", c.Now().Add(time.Hour))
+			m, err := iss.Mint(testSub, testSID, "admin", c.Now().Add(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +50,7 @@ func TestMintHeaderAndClaims(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Subject != "user-1" || got.SID != "sid-1" || got.Role != "admin" || got.ID != m.JTI ||
+			if got.Subject != testSub || got.SID != testSID || got.Role != "admin" || got.ID != m.JTI ||
 				got.Issuer != "https://authd.test" || len(got.Audience) != 1 || got.Audience[0] != "api" {
 				t.Fatalf("claims = %+v", got)
 			}
@@ -58,23 +64,30 @@ func TestMintHeaderAndClaims(t *testing.T) {
 func TestMintNeverOutlivesSession(t *testing.T) {
 	iss, c, _ := newSigner(t, keys.EdDSA)
 	end := c.Now().Add(3 * time.Minute)
-	m, err := iss.Mint("u", "s", "user", end)
+	m, err := iss.Mint(testSub, testSID, "user", end)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !m.ExpiresAt.Equal(end) {
 		t.Fatalf("exp = %v, want session end %v", m.ExpiresAt, end)
 	}
-	if _, err := iss.Mint("u", "s", "user", c.Now()); err == nil {
+	if _, err := iss.Mint(testSub, testSID, "user", c.Now()); err == nil {
 		t.Fatal("minted a token for a session that has ended")
 	}
 }
 
 func TestParseRejects(t *testing.T) {
 	iss, c, _ := newSigner(t, keys.EdDSA)
-	good, _ := iss.Mint("u", "s", "user", c.Now().Add(time.Hour))
+	good, _ := iss.Mint(testSub, testSID, "user", c.Now().Add(time.Hour))
+	if _, err := iss.Parse(good.Token); err != nil {
+		t.Fatalf("Parse(good) = %v", err)
+	}
 	other, _, _ := newSigner(t, keys.EdDSA)
-	foreign, _ := other.Mint("u", "s", "user", c.Now().Add(time.Hour))
+	foreign, _ := other.Mint(testSub, testSID, "user", c.Now().Add(time.Hour))
+	// Signed by authd's own key, so only the id checks stand between them
+	// and a session lookup PostgreSQL would refuse with an error (500).
+	sidNotUUID, _ := iss.Mint(testSub, "not-a-uuid", "user", c.Now().Add(time.Hour))
+	subNotUUID, _ := iss.Mint("user-1", testSID, "user", c.Now().Add(time.Hour))
 
 	parts := strings.Split(good.Token, ".")
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
@@ -92,6 +105,8 @@ func TestParseRejects(t *testing.T) {
 		"hmac":           hsTok,
 		"unknown key":    foreign.Token,
 		"typ JWT":        wrongTypTok,
+		"sid not a UUID": sidNotUUID.Token,
+		"sub not a UUID": subNotUUID.Token,
 		"tampered claim": parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"admin"}`)) + "." + parts[2],
 	}
 	for name, tok := range cases {
