@@ -10,13 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/username"
 )
 
 // Limits on what a user may choose.
@@ -44,22 +45,17 @@ type PolicyError struct {
 
 func (e *PolicyError) Error() string { return e.Rule }
 
-// CheckUsername enforces the username rules.
-func CheckUsername(name string) error {
-	switch {
-	case name == "":
-		return &PolicyError{"username must not be empty"}
-	case len(name) > MaxUsernameLen:
-		return &PolicyError{fmt.Sprintf("username must be at most %d bytes", MaxUsernameLen)}
-	case !utf8.ValidString(name):
-		return &PolicyError{"username must be valid UTF-8"}
+// CheckUsername enforces the username rules (internal/username: RFC 8265
+// UsernameCaseMapped) and returns the name as it is stored and matched.
+func CheckUsername(name string) (string, error) {
+	if !utf8.ValidString(name) {
+		return "", &PolicyError{"username must be valid UTF-8"}
 	}
-	for _, r := range name {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || r == ':' {
-			return &PolicyError{"username must not contain spaces, control characters or ':'"}
-		}
+	m, err := username.Map(name)
+	if err != nil {
+		return "", &PolicyError{err.Error()}
 	}
-	return nil
+	return m, nil
 }
 
 // CheckPassword enforces the password policy for a password being set.
@@ -71,10 +67,19 @@ func CheckPassword(username, pw string) error {
 		return &PolicyError{fmt.Sprintf("password must be at most %d bytes", MaxPasswordBytes)}
 	case utf8.RuneCountInString(pw) < MinPasswordRunes:
 		return &PolicyError{fmt.Sprintf("password must be at least %d characters", MinPasswordRunes)}
+	case !normalizable(pw):
+		// /token would refuse such a password forever (NUL), or it would not
+		// survive normalization: the account could never log in.
+		return &PolicyError{"password must not contain control characters such as U+0000 (RFC 8265 OpaqueString)"}
 	case strings.EqualFold(pw, username):
 		return &PolicyError{"password must not equal the username"}
 	}
 	return nil
+}
+
+func normalizable(pw string) bool {
+	_, err := password.Normalize(pw)
+	return err == nil
 }
 
 // GeneratePassword returns a random password from crypto/rand.
@@ -87,14 +92,15 @@ func GeneratePassword() (string, error) {
 }
 
 // Create makes a user after checking every rule, and returns it.
-func (s *Service) Create(ctx context.Context, username, role, pw string) (postgres.User, error) {
-	if err := CheckUsername(username); err != nil {
+func (s *Service) Create(ctx context.Context, name, role, pw string) (postgres.User, error) {
+	name, err := CheckUsername(name)
+	if err != nil {
 		return postgres.User{}, err
 	}
 	if !session.ValidRole(role) {
 		return postgres.User{}, errBadRole
 	}
-	if err := CheckPassword(username, pw); err != nil {
+	if err := CheckPassword(name, pw); err != nil {
 		return postgres.User{}, err
 	}
 	hash, err := s.hasher.Hash(pw)
@@ -102,7 +108,7 @@ func (s *Service) Create(ctx context.Context, username, role, pw string) (postgr
 		return postgres.User{}, err
 	}
 	now := s.clock.Now()
-	u := postgres.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, Role: role, CreatedAt: now, UpdatedAt: now}
+	u := postgres.User{ID: uuid.NewString(), Username: name, PasswordHash: hash, Role: role, CreatedAt: now, UpdatedAt: now}
 	if err := s.db.CreateUser(ctx, u); err != nil {
 		if errors.Is(err, postgres.ErrConflict) {
 			return postgres.User{}, ErrUsernameTaken

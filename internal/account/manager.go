@@ -17,6 +17,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/internal/throttle"
+	"github.com/seedc5a8123e/authd/internal/username"
 )
 
 // Revocation reasons written by this package.
@@ -99,8 +100,12 @@ func (m *Service) User(ctx context.Context, id string) (postgres.User, error) {
 }
 
 // UserByName returns the user called username in any letter case.
-func (m *Service) UserByName(ctx context.Context, username string) (postgres.User, error) {
-	u, err := m.db.UserByUsername(ctx, username)
+func (m *Service) UserByName(ctx context.Context, name string) (postgres.User, error) {
+	mapped, err := username.Map(name)
+	if err != nil {
+		return postgres.User{}, ErrUserNotFound // no user can have it
+	}
+	u, err := m.db.UserByUsername(ctx, mapped)
 	return u, userErr(err)
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/text/secure/precis"
 )
 
 // Params are argon2id cost parameters.
@@ -53,8 +54,19 @@ func New(p Params) *Hasher {
 	return h
 }
 
-// Hash returns the PHC string for pw with a fresh random salt.
+// Normalize is the form of pw that is hashed and verified: the PRECIS
+// OpaqueString profile of RFC 8265 (NFC, non-ASCII spaces mapped to U+0020),
+// so the same password typed on two keyboards matches. It refuses what the
+// profile refuses (control characters such as U+0000 among them); the
+// account policy checks a new password with it first.
+func Normalize(pw string) (string, error) { return precis.OpaqueString.String(pw) }
+
+// Hash returns the PHC string for pw, normalized, with a fresh random salt.
 func (h *Hasher) Hash(pw string) (string, error) {
+	pw, err := Normalize(pw)
+	if err != nil {
+		return "", fmt.Errorf("password: %w", err)
+	}
 	salt := make([]byte, h.p.SaltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: salt: %w", err)
@@ -65,16 +77,33 @@ func (h *Hasher) Hash(pw string) (string, error) {
 
 // Verify reports whether pw matches the PHC string encoded, and whether the
 // hash should be replaced because it was made with other parameters.
+//
+// pw is normalized first. A hash made before passwords were normalized
+// holds the raw text: when normalizing changed pw and the normalized form
+// does not match, the raw form is tried too, and a match asks for a rehash
+// (which stores the normalized form). Only inputs normalization changes (not
+// plain ASCII) pay that second check.
 func (h *Hasher) Verify(pw, encoded string) (ok, needsRehash bool, err error) {
 	p, salt, key, err := decode(encoded)
 	if err != nil {
 		return false, false, err
 	}
-	got := h.idKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, uint32(len(key)))
-	ok = subtle.ConstantTimeCompare(got, key) == 1
+	check := func(s string) bool {
+		return subtle.ConstantTimeCompare(h.idKey([]byte(s), salt, p.Time, p.Memory, p.Threads, uint32(len(key))), key) == 1
+	}
 	needsRehash = p.Memory != h.p.Memory || p.Time != h.p.Time || p.Threads != h.p.Threads ||
 		uint32(len(key)) != h.p.KeyLen || uint32(len(salt)) != h.p.SaltLen
-	return ok, needsRehash, nil
+	norm, nerr := Normalize(pw)
+	if nerr == nil && check(norm) {
+		return true, needsRehash, nil
+	}
+	if nerr == nil && norm == pw {
+		return false, false, nil
+	}
+	if check(pw) { // a legacy hash of the raw text
+		return true, true, nil
+	}
+	return false, false, nil
 }
 
 // idKey is argon2.IDKey inside one of the hasher's slots.

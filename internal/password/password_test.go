@@ -67,3 +67,38 @@ func TestMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestNormalizedPasswords: a password is hashed and verified in its RFC 8265
+// OpaqueString form, so composed and decomposed spellings match; a hash
+// made from the raw text before normalization still verifies, once, and
+// asks to be replaced.
+func TestNormalizedPasswords(t *testing.T) {
+	h := New(cheap)
+	composed, decomposed := "\u00e9cole normale", "e\u0301cole normale"
+	enc, err := h.Hash(decomposed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, rehash, err := h.Verify(composed, enc); !ok || rehash || err != nil {
+		t.Errorf("composed against a decomposed hash: ok=%t rehash=%t err=%v", ok, rehash, err)
+	}
+	if _, err := h.Hash("nul\x00inside"); err == nil {
+		t.Error("Hash accepted a control character")
+	}
+	// A legacy hash of the raw, decomposed text.
+	legacy := h.hashRaw(t, decomposed)
+	if ok, rehash, _ := h.Verify(decomposed, legacy); !ok || !rehash {
+		t.Errorf("legacy raw hash: ok=%t rehash=%t, want true, true", ok, rehash)
+	}
+	if ok, _, _ := h.Verify("wrong password", legacy); ok {
+		t.Error("a wrong password matched")
+	}
+}
+
+// hashRaw hashes pw without normalizing it, as before normalization.
+func (h *Hasher) hashRaw(t *testing.T, pw string) string {
+	t.Helper()
+	salt := make([]byte, h.p.SaltLen)
+	key := h.idKey([]byte(pw), salt, h.p.Time, h.p.Memory, h.p.Threads, h.p.KeyLen)
+	return encode(h.p, salt, key)
+}

@@ -11,20 +11,22 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/token"
+	"github.com/seedc5a8123e/authd/internal/username"
 )
 
 // checkPassword returns the user if username and pw match an enabled user,
 // and whether the stored hash should be upgraded. Unknown users cost one
 // dummy verification so timing reveals nothing.
-func (s *Service) checkPassword(ctx context.Context, username, pw string) (postgres.User, bool, error) {
-	if len(username) > MaxUsernameLen {
-		// No user can have this name (the limit at creation), and it must not
+func (s *Service) checkPassword(ctx context.Context, login, pw string) (postgres.User, bool, error) {
+	name, err := username.Map(login)
+	if err != nil {
+		// No user can have this name (the rule at creation), and it must not
 		// reach the database; the same dummy check keeps the timing of any
 		// other unknown user.
 		s.hasher.VerifyDummy(pw)
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
-	u, err := s.db.UserByUsername(ctx, username)
+	u, err := s.db.UserByUsername(ctx, name)
 	if errors.Is(err, postgres.ErrNotFound) {
 		s.hasher.VerifyDummy(pw)
 		return postgres.User{}, false, ErrInvalidCredentials
@@ -59,6 +61,9 @@ func (s *Service) rehash(ctx context.Context, u postgres.User, pw string) {
 // may have are keyed by their digest, so every name a client sends fits the
 // throttle's key and still counts as itself.
 func loginKey(name string) string {
+	if m, err := username.Map(name); err == nil {
+		return "login:" + m // look-alike spellings of one name count together
+	}
 	if len(name) <= MaxUsernameLen {
 		return "login:" + name
 	}
@@ -67,8 +72,8 @@ func loginKey(name string) string {
 }
 
 // PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
-func (s *Service) PasswordGrant(ctx context.Context, username, pw string, m Meta) (Grant, error) {
-	return s.login(ctx, username, pw, GrantPassword, m)
+func (s *Service) PasswordGrant(ctx context.Context, name, pw string, m Meta) (Grant, error) {
+	return s.login(ctx, name, pw, GrantPassword, m)
 }
 
 // ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
@@ -86,10 +91,10 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 // change the credentials version the session insert is conditional on).
 // Login keys live under "login:", and the name is taken as given, so unknown
 // and known usernames count alike.
-func (s *Service) login(ctx context.Context, username, pw, grant string, m Meta) (Grant, error) {
+func (s *Service) login(ctx context.Context, name, pw, grant string, m Meta) (Grant, error) {
 	var g Grant
-	err := s.throttle.Guard(ctx, loginKey(username), m.IP, func() error {
-		u, rehash, err := s.checkPassword(ctx, username, pw)
+	err := s.throttle.Guard(ctx, loginKey(name), m.IP, func() error {
+		u, rehash, err := s.checkPassword(ctx, name, pw)
 		if err != nil {
 			return err
 		}
