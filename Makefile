@@ -21,6 +21,15 @@ bench:
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -run '^$$' -bench . -benchmem ./...
 
+## bench-load: cmd/authbench's standard set, against a private authd it starts on a fresh
+## database (AUTHD_TEST_DATABASE_URL or the local PostgreSQL), each figure against its floor
+.PHONY: bench-load
+BENCH_LOAD_FLAGS ?=
+bench-load:
+	@tmp="$$(mktemp -d)" && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(GO) build -o "$$tmp/authd" ./cmd/authd && $(GO) build -o "$$tmp/authbench" ./cmd/authbench && \
+	  "$$tmp/authbench" -start-authd "$$tmp/authd" $(BENCH_LOAD_FLAGS)
+
 # VERSION and REVISION, when set, name the build in `authd version` and the
 # authd_build_info metric; otherwise go build's VCS stamp does (none without .git).
 VERSION ?=
