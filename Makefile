@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run test bench lint vuln build
+.PHONY: run test bench lint vuln build fuzz
 
 ## run: the service on a local database, with a first admin printed once
 run:
@@ -14,6 +14,17 @@ test:
 	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= GO=$(GO) deploy/dev/devdb.sh postgres)}" && \
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -race -count=1 ./...
+
+## fuzz: every native fuzz target for FUZZTIME each (CI runs them briefly)
+FUZZTIME ?= 20s
+FUZZ_TARGETS := ./internal/httpapi/:FuzzReadJSON ./internal/httpapi/:FuzzReadTokenParams \
+	./internal/httpapi/:FuzzBearerToken ./internal/httpapi/:FuzzSinceFromQuery ./internal/feed/:FuzzParseSince \
+	./verifier/:FuzzVerify ./verifier/:FuzzCheckMembers
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; echo "fuzz: $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## bench: the benchmarks quoted in README's Performance section
 bench:
