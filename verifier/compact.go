@@ -1,11 +1,9 @@
 package verifier
 
-// This file is kept identical, below the package clause, in
-// internal/token/compact.go and verifier/compact.go (a test in each package
-// compares them): authd and the verifier must refuse the same tokens, the
-// verifier may import nothing of authd's internal packages, and the check
-// is no API for package verifier to export. Change both copies, and extend
-// the shared table in internal/jwtcases.
+// The form check is authd's as well as the verifier's: authd's own bearer
+// check (internal/token) calls CheckCompact, so the two can never refuse
+// different tokens. Extend the shared table in internal/jwtcases with
+// every rule.
 
 import (
 	"bytes"
@@ -21,6 +19,15 @@ import (
 // maxCompactBytes bounds the token checkCompact accepts; authd's tokens are
 // about 600 bytes.
 const maxCompactBytes = 8 << 10
+
+// CheckCompact reports why token is not in the one form an authd access
+// token takes, before any signature is checked: a compact JWS of exactly
+// three canonical base64url segments (no whitespace, no padding, at most
+// MaxTokenBytes), a header without crit or b64 and with alg, kid and typ at
+// most once, and claims whose registered names appear once each, spelt
+// exactly, with exp, nbf and iat as JSON numbers. Verify applies it first;
+// authd's own bearer check applies the same function.
+func CheckCompact(token string) error { return checkCompact(token) }
 
 // checkCompact refuses a token that is not in the one form authd writes,
 // before any JWT library reads it. It checks no signature and no claim

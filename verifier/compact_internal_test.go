@@ -3,27 +3,10 @@ package verifier
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 )
-
-// TestCompactCopiesIdentical: compact.go has a twin in internal/token, so
-// that authd and the verifier refuse the same tokens.
-func TestCompactCopiesIdentical(t *testing.T) {
-	body := func(path string) []byte {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, rest, _ := bytes.Cut(b, []byte("\n"))
-		return rest
-	}
-	if !bytes.Equal(body("compact.go"), body("../internal/token/compact.go")) {
-		t.Fatal("verifier/compact.go and internal/token/compact.go differ below the package clause; keep them identical")
-	}
-}
 
 func TestMaxTokenBytesIsTheCompactLimit(t *testing.T) {
 	if MaxTokenBytes != maxCompactBytes {

@@ -53,7 +53,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenBytes)
 	}
-	// The same form check as authd's own (see compact.go), before
+	// The same form check as authd's own (CheckCompact), before
 	// golang-jwt, which would accept a string exp, a crit header, or a
 	// newline base64 decoding skips.
 	if err := checkCompact(token); err != nil {

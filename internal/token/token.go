@@ -15,16 +15,36 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/keys"
+	"github.com/seedc5a8123e/authd/verifier"
 )
 
 // Type is the JWT "typ" header of an access token (RFC 9068 section 2.1).
 const Type = "at+jwt"
 
-// Claims are the claims of an access token.
+// DefaultClientID is the client_id of a token whose grant named no client:
+// authd itself, as the client of its own password grant.
+const DefaultClientID = "authd"
+
+// Claims are the claims of an access token: RFC 9068's iss, sub, aud, exp,
+// iat, jti and client_id, with nbf, and authd's sid and role.
 type Claims struct {
 	jwt.RegisteredClaims
 	SID  string `json:"sid"`
 	Role string `json:"role"`
+	// ClientID is the OAuth client the token was issued to (RFC 9068
+	// section 2.2, RFC 8693 section 4.3). Empty in tokens minted before
+	// authd recorded clients.
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// Access is what an access token is minted for.
+type Access struct {
+	Subject  string // the user id
+	SID      string // the session id
+	Role     string
+	ClientID string // the client the session was issued to; empty: DefaultClientID
+	// NotAfter is the session's absolute expiry: no token outlives it.
+	NotAfter time.Time
 }
 
 // Minted describes a freshly signed access token.
@@ -60,14 +80,23 @@ func NewSigner(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock
 	}
 }
 
-// Mint signs an access token for user sub in session sid. Its expiry is the
-// configured lifetime from now, but never later than notAfter, the session's
-// absolute expiry, so no token outlives its session.
+// Mint signs an access token for user sub in session sid, issued to
+// DefaultClientID; the grants use MintAccess, which names the client.
 func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error) {
+	return i.MintAccess(Access{Subject: sub, SID: sid, Role: role, NotAfter: notAfter})
+}
+
+// MintAccess signs an access token for a. Its expiry is the configured
+// lifetime from now, but never later than a.NotAfter, the session's absolute
+// expiry, so no token outlives its session. Every token carries client_id.
+func (i *Signer) MintAccess(a Access) (Minted, error) {
+	if a.ClientID == "" {
+		a.ClientID = DefaultClientID
+	}
 	now := i.clock.Now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
-	if notAfter.Before(exp) {
-		exp = notAfter.Truncate(time.Second)
+	if a.NotAfter.Before(exp) {
+		exp = a.NotAfter.Truncate(time.Second)
 	}
 	if !exp.After(now) {
 		return Minted{}, errors.New("token: session expires before the token could be valid")
@@ -76,15 +105,16 @@ func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error)
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.issuer,
-			Subject:   sub,
+			Subject:   a.Subject,
 			Audience:  jwt.ClaimStrings{i.audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        jti,
 		},
-		SID:  sid,
-		Role: role,
+		SID:      a.SID,
+		Role:     a.Role,
+		ClientID: a.ClientID,
 	}
 	k := i.keys.Signing()
 	t := jwt.NewWithClaims(k.Method(), claims)
@@ -102,12 +132,12 @@ func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error)
 var ErrInvalid = errors.New("token: invalid access token")
 
 // Parse verifies an access token's signature, type and claims. It accepts
-// only the form Mint writes and verifier.Verify accepts (see compact.go):
+// only the form Mint writes and verifier.Verify accepts (verifier.CheckCompact):
 // the compact serialization without whitespace, no crit header, numeric
 // dates as JSON numbers, no duplicate claims; and sid and sub must be UUIDs,
 // since authd looks sessions and users up by them.
 func (i *Signer) Parse(s string) (*Claims, error) {
-	if err := checkCompact(s); err != nil {
+	if err := verifier.CheckCompact(s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var c Claims
