@@ -123,7 +123,8 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 
 	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
 	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{
-		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresIP: cfg.LoginMaxFailuresIP,
+		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresAccountAnyIP: cfg.LoginMaxFailuresAccountAnyIP,
+		MaxFailuresIP: cfg.LoginMaxFailuresIP, MaxInFlightIP: cfg.LoginMaxInFlightIP,
 		Base: cfg.LoginBackoffBase, Max: cfg.LoginBackoffMax,
 	}, a.Log, a.Metrics.LoginThrottled)
 	a.Sessions = session.NewService(session.Deps{

@@ -109,6 +109,8 @@ func Config(t testing.TB, o Options) config.Config {
 	cfg.LoginMaxFailuresIP = or(o.Throttle.MaxFailuresIP, d.MaxFailuresIP)
 	cfg.LoginBackoffBase = or(o.Throttle.Base, d.Base)
 	cfg.LoginBackoffMax = or(o.Throttle.Max, d.Max)
+	cfg.LoginMaxFailuresAccountAnyIP = or(o.Throttle.MaxFailuresAccountAnyIP, max(d.MaxFailuresAccountAnyIP, cfg.LoginMaxFailuresAccount))
+	cfg.LoginMaxInFlightIP = or(o.Throttle.MaxInFlightIP, d.MaxInFlightIP)
 	return cfg
 }
 

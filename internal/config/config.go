@@ -24,6 +24,7 @@ var Names = []string{
 	"AUTHD_SESSION_TTL", "AUTHD_SESSION_IDLE_TTL", "AUTHD_REFRESH_REUSE_GRACE", "AUTHD_SIGNING_KEYS", "AUTHD_PRUNE_SCHEDULE", "AUTHD_SESSION_RETENTION",
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
 	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
+	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP",
 }
 
 // DefaultAddr is AUTHD_ADDR's default: the loopback interface only, so a
@@ -86,12 +87,22 @@ type Config struct {
 	// LogLevel is AUTHD_LOG_LEVEL: debug, info, warn or error. Default info.
 	LogLevel slog.Level
 	// LoginMaxFailuresAccount is AUTHD_LOGIN_MAX_FAILURES_ACCOUNT: failed
-	// logins per account (username, existing or not) before the backoff
-	// starts. Default 5, from 1 to 1000.
+	// logins per account (username, existing or not) from one client IP
+	// before the backoff starts for that IP. Default 5, from 1 to 1000.
 	LoginMaxFailuresAccount int
-	// LoginMaxFailuresIP is AUTHD_LOGIN_MAX_FAILURES_IP: the same per client
-	// IP. Default 20, from 1 to 100000.
+	// LoginMaxFailuresAccountAnyIP is AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP:
+	// failed logins per account from all client IPs together before the
+	// backoff starts for every IP. Default 50 (or
+	// AUTHD_LOGIN_MAX_FAILURES_ACCOUNT when that is higher), from
+	// AUTHD_LOGIN_MAX_FAILURES_ACCOUNT to 100000.
+	LoginMaxFailuresAccountAnyIP int
+	// LoginMaxFailuresIP is AUTHD_LOGIN_MAX_FAILURES_IP: failed logins per
+	// client IP, whatever the accounts. Default 20, from 1 to 100000.
 	LoginMaxFailuresIP int
+	// LoginMaxInFlightIP is AUTHD_LOGIN_MAX_IN_FLIGHT_IP: logins from one
+	// client IP checked at once, whatever the accounts; more are refused
+	// with 429 and Retry-After 1. Default 200, from 1 to 100000.
+	LoginMaxInFlightIP int
 	// LoginBackoffBase is AUTHD_LOGIN_BACKOFF_BASE: the first backoff delay,
 	// doubled by each further failure. Default 1s, at least 1s.
 	LoginBackoffBase time.Duration
@@ -133,7 +144,14 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LoginMaxFailuresAccount, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", 5, 1, 1000); err != nil {
 		return Config{}, err
 	}
+	if c.LoginMaxFailuresAccountAnyIP, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP",
+		max(50, c.LoginMaxFailuresAccount), 1, 100000); err != nil {
+		return Config{}, err
+	}
 	if c.LoginMaxFailuresIP, err = integer(getenv, "AUTHD_LOGIN_MAX_FAILURES_IP", 20, 1, 100000); err != nil {
+		return Config{}, err
+	}
+	if c.LoginMaxInFlightIP, err = integer(getenv, "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", 200, 1, 100000); err != nil {
 		return Config{}, err
 	}
 	if c.LoginBackoffBase, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_BASE", time.Second); err != nil {
@@ -188,6 +206,10 @@ func (c Config) Validate() error {
 	if c.RefreshReuseGrace > time.Minute {
 		return fmt.Errorf("AUTHD_REFRESH_REUSE_GRACE: %s is longer than the maximum of 1m", c.RefreshReuseGrace)
 	}
+	if c.LoginMaxFailuresAccountAnyIP < c.LoginMaxFailuresAccount {
+		return fmt.Errorf("AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP: %d is below AUTHD_LOGIN_MAX_FAILURES_ACCOUNT %d",
+			c.LoginMaxFailuresAccountAnyIP, c.LoginMaxFailuresAccount)
+	}
 	if c.LoginBackoffMax < c.LoginBackoffBase || c.LoginBackoffMax > 24*time.Hour {
 		return fmt.Errorf("AUTHD_LOGIN_BACKOFF_MAX: %s must be from AUTHD_LOGIN_BACKOFF_BASE %s to 24h", c.LoginBackoffMax, c.LoginBackoffBase)
 	}
@@ -214,7 +236,8 @@ func (c Config) Redacted() []any {
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "redis_url", RedactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
-		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_ip", c.LoginMaxFailuresIP,
+		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_account_any_ip", c.LoginMaxFailuresAccountAnyIP,
+		"login_max_failures_ip", c.LoginMaxFailuresIP, "login_max_in_flight_ip", c.LoginMaxInFlightIP,
 		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
 	}
 }

@@ -42,6 +42,10 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"metrics addr is a URL", "AUTHD_METRICS_ADDR", "http://127.0.0.1:9090", "AUTHD_METRICS_ADDR"},
 		{"metrics addr is the main one", "AUTHD_METRICS_ADDR", "127.0.0.1:8080", "AUTHD_METRICS_ADDR"},
 		{"metrics addr covers the main one", "AUTHD_METRICS_ADDR", ":8080", "AUTHD_METRICS_ADDR"},
+		{"account-wide threshold below the per-address one", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "4", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP"},
+		{"account-wide threshold not a number", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "many", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP"},
+		{"no login in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "0", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
+		{"too many logins in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "100001", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,6 +59,33 @@ func TestErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("Load err = %v, want one starting with %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoginThrottleVariables: the per-address, account-wide and in-flight
+// thresholds default to 5, 50 and 200; the account-wide one follows a
+// higher per-address one unless set.
+func TestLoginThrottleVariables(t *testing.T) {
+	for _, tc := range []struct {
+		env                          map[string]string
+		account, anyIP, ip, inFlight int
+	}{
+		{map[string]string{}, 5, 50, 20, 200},
+		{map[string]string{"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT": "100"}, 100, 100, 20, 200},
+		{map[string]string{"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT": "3", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP": "3",
+			"AUTHD_LOGIN_MAX_FAILURES_IP": "7", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP": "9"}, 3, 3, 7, 9},
+	} {
+		tc.env["DATABASE_URL"] = "postgres://u@127.0.0.1/authd"
+		c, err := Load(env(tc.env))
+		if err != nil {
+			t.Fatalf("%v: %v", tc.env, err)
+		}
+		if c.LoginMaxFailuresAccount != tc.account || c.LoginMaxFailuresAccountAnyIP != tc.anyIP ||
+			c.LoginMaxFailuresIP != tc.ip || c.LoginMaxInFlightIP != tc.inFlight {
+			t.Errorf("%v: account %d, any IP %d, IP %d, in flight %d; want %d, %d, %d, %d", tc.env,
+				c.LoginMaxFailuresAccount, c.LoginMaxFailuresAccountAnyIP, c.LoginMaxFailuresIP, c.LoginMaxInFlightIP,
+				tc.account, tc.anyIP, tc.ip, tc.inFlight)
+		}
 	}
 }
 

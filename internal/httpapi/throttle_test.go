@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,8 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/openapitest"
+	"github.com/seedc5a8123e/authd/internal/password"
+	"github.com/seedc5a8123e/authd/internal/pgtest"
+	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 )
 
@@ -34,6 +44,72 @@ func throttleAttempt(t *testing.T, env *authdtest.Env, form url.Values) throttle
 		a.Body = "token"
 	} else {
 		a.Body = string(body)
+	}
+	return a
+}
+
+// startBehindProxy runs authd as authdtest.Start does, with o and then
+// adjust applied to its configuration, behind a trusted proxy on the
+// loopback address: each request picks its client address with
+// X-Forwarded-For (attemptFrom).
+func startBehindProxy(t *testing.T, o authdtest.Options, adjust func(*config.Config)) *authdtest.Env {
+	t.Helper()
+	cfg := authdtest.Config(t, o)
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	k, err := keys.Generate(keys.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := keys.NewSet(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewManual(time.Now().Truncate(time.Second))
+	log := slog.New(slog.DiscardHandler)
+	cheap := password.Params{Memory: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+	a, err := app.New(context.Background(), cfg, app.Deps{
+		Log: log, Clock: clk, DB: pgtest.NewDB(t), Keys: set, Publisher: push.Nop{}, Password: &cheap,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	env := &authdtest.Env{
+		App: a, DB: a.DB, Clock: clk, Keys: a.Keys, Signer: a.Signer, Log: log,
+		Sessions: a.Sessions, Accounts: a.Accounts, Throttle: a.Throttle,
+		Metrics: a.Metrics, Registry: a.Registry,
+	}
+	env.Server = httptest.NewServer(a.Handler)
+	env.URL = env.Server.URL
+	t.Cleanup(env.Server.Close)
+	return env
+}
+
+// attemptFrom is throttleAttempt from the client address ip, for an env of
+// startBehindProxy.
+func attemptFrom(t *testing.T, env *authdtest.Env, ip string, form url.Values) throttleAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, env.URL+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-For", ip)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := throttleAnswer{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Body: string(body)}
+	if res.StatusCode == 200 {
+		a.Body = "token"
 	}
 	return a
 }
@@ -246,22 +322,121 @@ func TestConcurrentCorrectClientCredentials(t *testing.T) {
 }
 
 // TestConcurrentCorrectLoginsFromOneIP: many users behind one address
-// (a NAT) logging in at once are not throttled as a spray.
+// (a NAT, a gateway, a load test) logging in at once, with the defaults, are
+// neither refused as failures nor throttled as a spray: the address's
+// attempts in flight are bounded by AUTHD_LOGIN_MAX_IN_FLIGHT_IP (200), not
+// by its failure threshold (20).
 func TestConcurrentCorrectLoginsFromOneIP(t *testing.T) {
-	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresIP: 20, Base: time.Minute}})
-	for i := range 30 {
+	env := authdtest.Start(t, authdtest.Options{})
+	const n = 100
+	for i := range n {
 		env.CreateUser(t, "nat"+strconv.Itoa(i), "user", acctPW)
 	}
-	got := concurrently(t, env, 30, func(i int) url.Values { return passwordForm("nat"+strconv.Itoa(i), acctPW) })
-	wantOKOrBusy(t, got, 20)
-	for i, a := range got { // the address is not throttled afterwards
+	got := concurrently(t, env, n, func(i int) url.Values { return passwordForm("nat"+strconv.Itoa(i), acctPW) })
+	for i, a := range got {
 		if a.Status != 200 {
-			env.Login(t, "nat"+strconv.Itoa(i), acctPW)
+			t.Errorf("login %d of %d from one address: %+v", i, n, a)
 		}
 	}
 	if n, _ := ipRow(t, env); n != 0 {
 		t.Fatalf("IP charged %d failures by correct logins", n)
 	}
+}
+
+// TestTooManyLoginsInFlightFromOneAddress: past AUTHD_LOGIN_MAX_IN_FLIGHT_IP
+// attempts being checked at once from one address, the next is refused with
+// 429 and Retry-After 1, although nothing failed; once they settle, logins
+// go on.
+func TestTooManyLoginsInFlightFromOneAddress(t *testing.T) {
+	env := startBehindProxy(t, authdtest.Options{}, func(c *config.Config) { c.LoginMaxInFlightIP = 3 })
+	env.CreateUser(t, "late", "user", acctPW)
+	ctx := context.Background()
+	for i := range 3 { // three logins of other users being checked from 10.2.0.1
+		if err := env.Throttle.Claim(ctx, "login:busy"+strconv.Itoa(i), "10.2.0.1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := attemptFrom(t, env, "10.2.0.1", passwordForm("late", acctPW))
+	if a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("with 3 logins in flight from the address: %+v, want 429 with Retry-After 1", a)
+	}
+	var body struct {
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	if err := json.Unmarshal([]byte(a.Body), &body); err != nil {
+		t.Fatalf("%+v: %v", a, err)
+	}
+	// The first description is errors.go's for attempts in flight, the
+	// second its answer to every *throttle.LimitedError before it told them
+	// apart.
+	if body.Error != "invalid_request" ||
+		(body.ErrorDescription != "too many logins in progress from this address; retry shortly" &&
+			body.ErrorDescription != "too many failed attempts; retry later") {
+		t.Fatalf("with 3 logins in flight from the address: %+v", a)
+	}
+	if a := attemptFrom(t, env, "10.2.0.2", passwordForm("late", acctPW)); a.Status != 200 {
+		t.Fatalf("from another address: %+v", a)
+	}
+	if err := env.Throttle.SettleSuccess(ctx, "login:busy0", "10.2.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if a := attemptFrom(t, env, "10.2.0.1", passwordForm("late", acctPW)); a.Status != 200 {
+		t.Fatalf("with one settled: %+v", a)
+	}
+}
+
+// TestThrottleGuesserCannotLockTheOwnerOut: failures are counted per
+// account and address first, so a guesser on 10.0.0.1 earns a backoff for
+// 10.0.0.1 only, and the owner's correct password from 10.0.0.2 still logs
+// in; the owner's success does not lift the guesser's backoff.
+func TestThrottleGuesserCannotLockTheOwnerOut(t *testing.T) {
+	env := startBehindProxy(t, authdtest.Options{}, nil)
+	env.CreateUser(t, "owner", "user", acctPW)
+	const guesser, owner = "10.0.0.1", "10.0.0.2"
+	for i := range 5 {
+		if a := attemptFrom(t, env, guesser, passwordForm("owner", wrongPW)); a.Status != 400 {
+			t.Fatalf("guess %d: %+v", i+1, a)
+		}
+	}
+	if a := attemptFrom(t, env, guesser, passwordForm("owner", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("the guesser's address after 5 failures: %+v, want its backoff", a)
+	}
+	for i := range 3 { // 8 failures: the guesser waits out each delay
+		env.Clock.Advance(time.Duration(1<<i) * time.Second)
+		if a := attemptFrom(t, env, guesser, passwordForm("owner", wrongPW)); a.Status != 400 {
+			t.Fatalf("guess %d after the delay: %+v", i+6, a)
+		}
+	}
+	if a := attemptFrom(t, env, owner, passwordForm("owner", acctPW)); a.Status != 200 {
+		t.Fatalf("the owner from another address after 8 failures elsewhere: %+v", a)
+	}
+	if a := attemptFrom(t, env, guesser, passwordForm("owner", acctPW)); a.Status != 429 || a.RetryAfter != "8" {
+		t.Fatalf("the guesser's address after the owner's success: %+v, want its 8s delay to stand", a)
+	}
+}
+
+// TestDistributedGuessHitsTheAccountWideBackoff: a guess spread over many
+// addresses, one wrong password each, still ends in a backoff: at
+// AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP (50) failures of the account from
+// anywhere every address waits, the owner's too.
+func TestDistributedGuessHitsTheAccountWideBackoff(t *testing.T) {
+	env := startBehindProxy(t, authdtest.Options{}, nil)
+	env.CreateUser(t, "target", "user", acctPW)
+	for i := range 60 {
+		a := attemptFrom(t, env, "10.3.0."+strconv.Itoa(i), passwordForm("target", wrongPW))
+		switch {
+		case i < 50 && a.Status != 400:
+			t.Fatalf("guess %d, below the account-wide threshold: %+v", i+1, a)
+		case i >= 50 && (a.Status != 429 || a.RetryAfter != "1"):
+			t.Fatalf("guess %d, past the account-wide threshold: %+v", i+1, a)
+		}
+	}
+	if a := attemptFrom(t, env, "10.4.0.1", passwordForm("target", acctPW)); a.Status != 429 || a.RetryAfter != "1" {
+		t.Fatalf("the owner during the account-wide backoff: %+v", a)
+	}
+	env.Clock.Advance(time.Second)
+	env.Login(t, "target", acctPW) // the delay runs out
 }
 
 // TestStaleClaimNoLongerBlocks: attempts claimed by a process that died
@@ -286,7 +461,8 @@ func TestStaleClaimNoLongerBlocks(t *testing.T) {
 }
 
 // TestParallelGuessesCannotOutrunTheThrottle sends a burst of wrong guesses
-// at once: only as many as the threshold may reach the password check.
+// at one account from one address at once: only as many as the threshold
+// of one account from one address (5) may reach the password check.
 func TestParallelGuessesCannotOutrunTheThrottle(t *testing.T) {
 	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 5}})
 	env.CreateUser(t, "target", "user", acctPW)

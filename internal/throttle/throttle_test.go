@@ -53,6 +53,17 @@ func TestLimitedErrorRetryAfterSeconds(t *testing.T) {
 	}
 }
 
+func TestLimitedErrorSaysWhy(t *testing.T) {
+	for e, want := range map[*throttle.LimitedError]string{
+		{RetryAfter: 2 * time.Second}:                              "too many failed attempts; retry in 2s",
+		{RetryAfter: time.Second, Reason: throttle.ReasonInFlight}: "too many logins in progress from this address; retry in 1s",
+	} {
+		if got := e.Error(); got != want {
+			t.Errorf("%+v: %q, want %q", *e, got, want)
+		}
+	}
+}
+
 func setup(t *testing.T, cfg throttle.Config) (*throttle.Throttle, *clock.Manual, *postgres.DB) {
 	t.Helper()
 	clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -70,6 +81,17 @@ func retryAfter(t *testing.T, err error) time.Duration {
 		t.Fatalf("unexpected error %v", err)
 	}
 	return le.RetryAfter
+}
+
+// limited is err's *LimitedError; the test fails if err is another error
+// or none.
+func limited(t *testing.T, err error) *throttle.LimitedError {
+	t.Helper()
+	var le *throttle.LimitedError
+	if !errors.As(err, &le) {
+		t.Fatalf("got %v, want a *LimitedError", err)
+	}
+	return le
 }
 
 // row reads the stored state of one key; ok is false when there is no row.
@@ -111,11 +133,52 @@ func TestThrottle(t *testing.T) {
 	}
 	t.Run("AccountCountIgnoresLetterCase", func(t *testing.T) {
 		t.Parallel()
-		th, _, _ := setup(t, throttle.Config{MaxFailuresAccount: 2})
+		th, _, _ := setup(t, throttle.Config{MaxFailuresAccount: 2, MaxFailuresAccountAnyIP: 3})
 		fail(t, th, "Alice", "192.0.2.1")
 		fail(t, th, "ALICE", "192.0.2.1")
+		if got := retryAfter(t, th.Claim(ctx, "alice", "192.0.2.1")); got != time.Second {
+			t.Fatalf("same address: retry after %s, want 1s", got)
+		}
+		fail(t, th, "aLiCe", "192.0.2.2") // the third of the account anywhere
 		if got := retryAfter(t, th.Claim(ctx, "alice", "192.0.2.99")); got != time.Second {
-			t.Fatalf("retry after %s, want 1s", got)
+			t.Fatalf("another address: retry after %s, want 1s", got)
+		}
+	})
+	t.Run("GuesserOnOneAddressDoesNotLockTheOwnerOut", func(t *testing.T) {
+		t.Parallel()
+		th, clk, _ := setup(t, throttle.Config{}) // 5 per account and address, 50 per account
+		for failed := 0; failed < 12; {
+			err := th.Claim(ctx, "owner", "10.0.0.1")
+			if err == nil {
+				if err := th.SettleFailure(ctx, "owner", "10.0.0.1"); err != nil {
+					t.Fatal(err)
+				}
+				failed++
+				continue
+			}
+			clk.Advance(retryAfter(t, err)) // a guesser who waits out each delay
+		}
+		if got := retryAfter(t, th.Claim(ctx, "owner", "10.0.0.1")); got != 128*time.Second {
+			t.Fatalf("the guesser after 12 failures: retry after %s, want 128s", got)
+		}
+		succeed(t, th, "owner", "10.0.0.2") // the owner, elsewhere, gets in
+		if got := retryAfter(t, th.Claim(ctx, "owner", "10.0.0.1")); got != 128*time.Second {
+			t.Fatalf("the guesser after the owner's success: retry after %s, want his delay to stand", got)
+		}
+	})
+	t.Run("DistributedGuessHitsTheAccountWideBackoff", func(t *testing.T) {
+		t.Parallel()
+		th, _, db := setup(t, throttle.Config{}) // 5 per account and address, 50 per account
+		for i := range 50 {
+			fail(t, th, "target", "10.1.0."+strconv.Itoa(i))
+		}
+		for _, ip := range []string{"10.1.0.50", "10.1.0.0", "10.9.9.9"} {
+			if le := limited(t, th.Claim(ctx, "target", ip)); le.RetryAfter != time.Second || le.Reason != throttle.ReasonFailures {
+				t.Fatalf("from %s after 50 failures from 50 addresses: %+v, want 1s for failures", ip, le)
+			}
+		}
+		if r, _ := row(t, db, postgres.ScopeAccount, "target"); r.Failures != 50 {
+			t.Fatalf("account row %+v, want 50 failures", r)
 		}
 	})
 	t.Run("SettleFailureRecordsAndSettles", func(t *testing.T) {
@@ -124,7 +187,8 @@ func TestThrottle(t *testing.T) {
 		if err := th.Claim(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
+		keys := [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeAccountIP, "bea|192.0.2.1"}, {postgres.ScopeIP, "192.0.2.1"}}
+		for _, k := range keys {
 			if r, _ := row(t, db, k[0], k[1]); r.Failures != 0 || r.Pending != 1 || r.PendingAt == nil || !r.PendingAt.Equal(clk.Now()) {
 				t.Fatalf("claimed %v: %+v, want no failure and one pending", k, r)
 			}
@@ -133,7 +197,7 @@ func TestThrottle(t *testing.T) {
 		if err := th.SettleFailure(ctx, "Bea", "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range [][2]string{{postgres.ScopeAccount, "bea"}, {postgres.ScopeIP, "192.0.2.1"}} {
+		for _, k := range keys {
 			if r, _ := row(t, db, k[0], k[1]); r.Failures != 1 || r.Pending != 0 || !r.LastFailedAt.Equal(clk.Now()) {
 				t.Fatalf("failed %v: %+v, want one failure at %s and nothing pending", k, r, clk.Now())
 			}
@@ -142,12 +206,15 @@ func TestThrottle(t *testing.T) {
 	t.Run("SuccessClearsTheAccountNotTheIP", func(t *testing.T) {
 		t.Parallel()
 		th, clk, db := setup(t, throttle.Config{MaxFailuresAccount: 1, MaxFailuresIP: 2})
-		fail(t, th, "bob", "192.0.2.1") // account 1, ip 1
+		fail(t, th, "bob", "192.0.2.1") // account 1, account at ip 1, ip 1
 		failedAt := clk.Now()
 		clk.Advance(time.Second) // the account's delay runs out
 		succeed(t, th, "bob", "192.0.2.1")
 		if r, ok := row(t, db, postgres.ScopeAccount, "bob"); ok {
 			t.Fatalf("account row left after a success: %+v", r)
+		}
+		if r, ok := row(t, db, postgres.ScopeAccountIP, "bob|192.0.2.1"); ok {
+			t.Fatalf("account at ip row left after a success: %+v", r)
 		}
 		if r, _ := row(t, db, postgres.ScopeIP, "192.0.2.1"); r.Failures != 1 || r.Pending != 0 || !r.LastFailedAt.Equal(failedAt) {
 			t.Fatalf("ip row after a success: %+v, want its failure of %s untouched", r, failedAt)
@@ -218,7 +285,7 @@ func TestThrottle(t *testing.T) {
 		fail(t, th, "dave", "") // starts again from one
 		fail(t, th, "dave", "")
 		clk.Advance(throttle.Forget + time.Second)
-		if n, err := th.Prune(ctx); err != nil || n != 1 {
+		if n, err := th.Prune(ctx); err != nil || n != 2 { // the account's and its pair with no address
 			t.Fatalf("prune: %d %v", n, err)
 		}
 	})
@@ -234,10 +301,13 @@ func TestThrottle(t *testing.T) {
 			t.Fatalf("prune with an attempt in flight: %d %v", n, err)
 		}
 		clk.Advance(throttle.PendingTTL + time.Second) // that attempt never settled
-		if n, err := th.Prune(ctx); err != nil || n != 1 {
+		if n, err := th.Prune(ctx); err != nil || n != 2 {
 			t.Fatalf("prune after the claim expired: %d %v", n, err)
 		}
 		if r, ok := row(t, db, postgres.ScopeAccount, "fay"); ok {
+			t.Fatalf("row left: %+v", r)
+		}
+		if r, ok := row(t, db, postgres.ScopeAccountIP, "fay|"); ok {
 			t.Fatalf("row left: %+v", r)
 		}
 	})
@@ -270,14 +340,111 @@ func TestThrottle(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := retryAfter(t, th.Claim(ctx, "eve", "198.51.100.8")); got != time.Second {
+		if got := retryAfter(t, th.Claim(ctx, "eve", "198.51.100.7")); got != time.Second {
 			t.Fatalf("after five failures: retry after %s, want 1s", got)
+		}
+		if err := th.Claim(ctx, "eve", "198.51.100.8"); err != nil {
+			t.Fatalf("from another address, 5 failures below the account-wide 50: %v", err)
+		}
+	})
+	t.Run("ParallelGuessesFromManyAddressesAreBoundedAccountWide", func(t *testing.T) {
+		t.Parallel()
+		th, _, _ := setup(t, throttle.Config{}) // 5 per account and address, 50 per account
+		var allowed, limitedN atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 80 {
+			wg.Go(func() {
+				switch err := th.Claim(ctx, "eve", "203.0.113."+strconv.Itoa(i)); {
+				case err == nil:
+					allowed.Add(1)
+				case errors.As(err, new(*throttle.LimitedError)):
+					if le := limited(t, err); le.RetryAfter != throttle.InFlightRetry || le.Reason != throttle.ReasonFailures {
+						t.Errorf("refused with %+v", le)
+					}
+					limitedN.Add(1)
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if allowed.Load() != 50 || limitedN.Load() != 30 {
+			t.Fatalf("%d attempts allowed, %d limited; want exactly the account-wide threshold, 50, allowed", allowed.Load(), limitedN.Load())
+		}
+	})
+	t.Run("ManyAccountsFromOneAddressAtOnce", func(t *testing.T) {
+		t.Parallel()
+		th, _, db := setup(t, throttle.Config{}) // 20 failures per address, 200 in flight
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Go(func() {
+				if err := th.Claim(ctx, "nat"+strconv.Itoa(i), "198.51.100.10"); err != nil {
+					t.Errorf("login %d of 100 from one address: %v", i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if r, _ := row(t, db, postgres.ScopeIP, "198.51.100.10"); r.Pending != 100 || r.Failures != 0 {
+			t.Fatalf("ip row %+v, want 100 in flight", r)
+		}
+	})
+	t.Run("InFlightFromOneAddressHasItsOwnBound", func(t *testing.T) {
+		t.Parallel()
+		th, _, _ := setup(t, throttle.Config{MaxInFlightIP: 10})
+		var allowed atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 30 {
+			wg.Go(func() {
+				switch err := th.Claim(ctx, "user"+strconv.Itoa(i), "198.51.100.11"); {
+				case err == nil:
+					allowed.Add(1)
+				case errors.As(err, new(*throttle.LimitedError)):
+					if le := limited(t, err); le.RetryAfter != throttle.InFlightRetry || le.Reason != throttle.ReasonInFlight {
+						t.Errorf("refused with %+v, want %s for attempts in flight", le, throttle.InFlightRetry)
+					}
+				default:
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if allowed.Load() != 10 {
+			t.Fatalf("%d of 30 allowed, want MaxInFlightIP, 10", allowed.Load())
+		}
+		if err := th.SettleSuccess(ctx, "user0", "198.51.100.11"); err != nil {
+			t.Fatal(err)
+		}
+		if err := th.Claim(ctx, "another", "198.51.100.11"); err != nil {
+			t.Fatalf("with one settled: %v", err)
+		}
+	})
+	t.Run("AddressPastItsThresholdOneAtATime", func(t *testing.T) {
+		t.Parallel()
+		th, clk, _ := setup(t, throttle.Config{MaxFailuresIP: 2})
+		fail(t, th, "u1", "192.0.2.7")
+		if err := th.Claim(ctx, "u2", "192.0.2.7"); err != nil { // below the threshold, several at once
+			t.Fatal(err)
+		}
+		if err := th.Claim(ctx, "u3", "192.0.2.7"); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{"u2", "u3"} {
+			if err := th.SettleFailure(ctx, u, "192.0.2.7"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		clk.Advance(time.Minute) // the delay ran out; 3 failures, past the threshold of 2
+		if err := th.Claim(ctx, "u4", "192.0.2.7"); err != nil {
+			t.Fatal(err)
+		}
+		if le := limited(t, th.Claim(ctx, "u5", "192.0.2.7")); le.RetryAfter != throttle.InFlightRetry || le.Reason != throttle.ReasonFailures {
+			t.Fatalf("a second attempt while one is checked: %+v, want %s for failures", le, throttle.InFlightRetry)
 		}
 	})
 	t.Run("ParallelSuccessesLeaveNoDelay", func(t *testing.T) {
 		t.Parallel()
 		th, _, db := setup(t, throttle.Config{MaxFailuresAccount: 5, MaxFailuresIP: 20})
-		var allowed atomic.Int64
+		var allowed, refusedUsers atomic.Int64
 		var wg sync.WaitGroup
 		for i := range 40 {
 			wg.Go(func() {
@@ -296,14 +463,18 @@ func TestThrottle(t *testing.T) {
 					if got := retryAfter(t, err); got != throttle.InFlightRetry {
 						t.Errorf("retry after %s, want %s", got, throttle.InFlightRetry)
 					}
+					if account != "svc" {
+						refusedUsers.Add(1)
+					}
 				default:
 					t.Error(err)
 				}
 			})
 		}
 		wg.Wait()
-		if allowed.Load() < 5 {
-			t.Fatalf("%d of 40 correct attempts allowed", allowed.Load())
+		if allowed.Load() < 25 || refusedUsers.Load() != 0 {
+			t.Fatalf("%d of 40 correct attempts allowed, %d of the 20 lone accounts refused; want all of those and 5 of svc at least",
+				allowed.Load(), refusedUsers.Load())
 		}
 		if r, _ := row(t, db, postgres.ScopeIP, "198.51.100.9"); r.Failures != 0 || r.Pending != 0 {
 			t.Fatalf("ip row after successes only: %+v", r)
@@ -404,4 +575,89 @@ func TestThrottle(t *testing.T) {
 			t.Fatal("nil throttle refused")
 		}
 	})
+}
+
+// TestThrottleOnTheSchemaBefore000006: on a schema whose CHECK refuses
+// (account, address) rows (a replica started before the migration Job, or
+// a rollback's migrate down) logins still work, counted per account and per
+// address as the release before counted them; a minute after the schema
+// admits the rows again, the throttle counts them again.
+func TestThrottleOnTheSchemaBefore000006(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.URL(t)
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	m, err := postgres.NewMigrator(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	clk := clock.NewManual(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	th := throttle.New(db, clk, throttle.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	fail := func(account, ip string) {
+		t.Helper()
+		if err := th.Claim(ctx, account, ip); err != nil {
+			t.Fatalf("Claim(%s, %s): %v", account, ip, err)
+		}
+		if err := th.SettleFailure(ctx, account, ip); err != nil {
+			t.Fatalf("SettleFailure(%s, %s): %v", account, ip, err)
+		}
+	}
+
+	// Claimed on schema 6, settled after the down step.
+	if err := th.Claim(ctx, "old", "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		v, _, err := m.Version()
+		if err != nil || v < 6 {
+			t.Fatalf("version %d, %v; want 6 or later", v, err)
+		}
+		if err := m.Down(); err != nil {
+			t.Fatal(err)
+		}
+		if v == 6 {
+			break
+		}
+	}
+	if err := th.SettleFailure(ctx, "old", "10.0.0.1"); err != nil {
+		t.Fatalf("settling a failure after the down step: %v", err)
+	}
+	for range 4 {
+		fail("old", "10.0.0.1")
+	}
+	if r, _ := row(t, db, postgres.ScopeAccount, "old"); r.Failures != 5 || r.Pending != 0 {
+		t.Fatalf("account row %+v, want 5 failures, none in flight", r)
+	}
+	// The account's own threshold is the per-address one again: the owner
+	// waits too, as with the release before.
+	if got := retryAfter(t, th.Claim(ctx, "old", "10.0.0.2")); got != time.Second {
+		t.Fatalf("another address on the old schema: retry after %s, want 1s", got)
+	}
+
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(throttle.SchemaRecheck)
+	if err := th.Claim(ctx, "old", "10.0.0.2"); err != nil {
+		t.Fatalf("another address once the schema is back: %v", err)
+	}
+	if r, ok := row(t, db, postgres.ScopeAccountIP, "old|10.0.0.2"); !ok || r.Pending != 1 {
+		t.Fatalf("pair row %+v, %v: want the claim counted on it", r, ok)
+	}
+	if err := th.SettleSuccess(ctx, "old", "10.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		fail("old", "10.0.0.1")
+	}
+	if got := retryAfter(t, th.Claim(ctx, "old", "10.0.0.1")); got != time.Second {
+		t.Fatalf("the guessing address: retry after %s, want 1s", got)
+	}
+	if err := th.Claim(ctx, "old", "10.0.0.2"); err != nil {
+		t.Fatalf("the owner's address: %v", err)
+	}
 }
