@@ -14,7 +14,9 @@ const principalKey = "authd.principal"
 // authenticate requires a bearer access token (RFC 6750) whose session is
 // live on the database and whose user holds one of roles (any role if none
 // is named). allowRevoked admits revoked, unexpired sessions; only /logout
-// uses it.
+// uses it. A live token of another role is session.ErrForbidden: 403 with
+// WWW-Authenticate error="insufficient_scope" (handleError), roles being
+// what authd grants instead of scopes.
 func (h *handlers) authenticate(allowRevoked bool, roles ...string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

@@ -62,7 +62,18 @@ var errInvalidClient = &oauthError{http.StatusUnauthorized, "invalid_client", se
 
 // errThrottled is both tables' answer to a *throttle.LimitedError; the
 // Retry-After header comes from the error itself (handleError).
-const errThrottled = "too many failed attempts; retry later"
+const (
+	errThrottled = "too many failed attempts; retry later"
+	errBusy      = "too many logins in progress from this address; retry shortly"
+)
+
+// throttledText is the description of a *throttle.LimitedError.
+func throttledText(le *throttle.LimitedError) string {
+	if le.Reason == throttle.ReasonInFlight {
+		return errBusy
+	}
+	return errThrottled
+}
 
 // errUnavailable answers a database that cannot be reached or does not
 // answer in time: 503 with Retry-After (unavailableRetry seconds), never a
@@ -86,27 +97,34 @@ var tokenErrors = []struct {
 	{session.ErrInvalidRefresh, http.StatusBadRequest, "invalid_grant", ""},
 	{session.ErrRefreshRaced, http.StatusBadRequest, "invalid_grant", ""},
 	{session.ErrUnauthorizedClient, http.StatusBadRequest, "unauthorized_client", ""},
+	{session.ErrClientMismatch, http.StatusBadRequest, "invalid_grant", ""},
+	{session.ErrBadClientID, http.StatusBadRequest, "invalid_request", ""},
 }
 
 // problems maps domain errors to problem bodies everywhere but /token. An
-// empty detail is the sentinel's own text.
+// empty detail is the sentinel's own text; bearer, when set, is the RFC 6750
+// error code of the WWW-Authenticate challenge.
 var problems = []struct {
 	err    error
 	status int
 	detail string
+	bearer string
 }{
-	{session.ErrForbidden, http.StatusForbidden, ""},
-	{session.ErrNotFound, http.StatusNotFound, "no session has this id"},
-	{session.ErrMalformedSID, http.StatusBadRequest, "the session id must be a UUID"},
-	{session.ErrBadReason, http.StatusBadRequest, ""},
-	{feed.ErrBadSince, http.StatusBadRequest, ""},
-	{account.ErrUsernameTaken, http.StatusConflict, "the username is taken"},
-	{account.ErrUserNotFound, http.StatusNotFound, "no user has this id"},
-	{account.ErrMalformedUserID, http.StatusBadRequest, "the user id must be a UUID"},
-	{account.ErrLastAdmin, http.StatusConflict, ""},
-	{account.ErrWrongPassword, http.StatusForbidden, ""},
-	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page"},
-	{account.ErrBadLimit, http.StatusBadRequest, ""},
+	// The token is live but its role is not enough (RFC 6750 section 3.1):
+	// the role check of a route, or a non-admin revoking a session not its
+	// own. authd's roles are what the error calls scope.
+	{session.ErrForbidden, http.StatusForbidden, "", "insufficient_scope"},
+	{session.ErrNotFound, http.StatusNotFound, "no session has this id", ""},
+	{session.ErrMalformedSID, http.StatusBadRequest, "the session id must be a UUID", ""},
+	{session.ErrBadReason, http.StatusBadRequest, "", ""},
+	{feed.ErrBadSince, http.StatusBadRequest, "", ""},
+	{account.ErrUsernameTaken, http.StatusConflict, "the username is taken", ""},
+	{account.ErrUserNotFound, http.StatusNotFound, "no user has this id", ""},
+	{account.ErrMalformedUserID, http.StatusBadRequest, "the user id must be a UUID", ""},
+	{account.ErrLastAdmin, http.StatusConflict, "", ""},
+	{account.ErrWrongPassword, http.StatusForbidden, "", ""},
+	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page", ""},
+	{account.ErrBadLimit, http.StatusBadRequest, "", ""},
 }
 
 func orText(s string, err error) string {
@@ -123,8 +141,8 @@ func tokenError(err error) *oauthError {
 	if errors.As(err, &oe) {
 		return oe
 	}
-	if errors.As(err, new(*throttle.LimitedError)) {
-		return &oauthError{http.StatusTooManyRequests, "invalid_request", errThrottled}
+	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
+		return &oauthError{http.StatusTooManyRequests, "invalid_request", throttledText(le)}
 	}
 	if postgres.Unavailable(err) {
 		return &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", errUnavailable}
@@ -143,6 +161,7 @@ func toProblem(err error) (*problem, bool) {
 	var p *problem
 	var pe *account.PolicyError
 	var he *echo.HTTPError
+	var le *throttle.LimitedError
 	switch {
 	case errors.As(err, &p):
 		return p, true
@@ -154,8 +173,8 @@ func toProblem(err error) (*problem, bool) {
 		return errBodyTooLarge, true
 	case errors.Is(err, session.ErrInvalidToken):
 		return errBadToken, true
-	case errors.As(err, new(*throttle.LimitedError)):
-		return newProblem(http.StatusTooManyRequests, errThrottled), true
+	case errors.As(err, &le):
+		return newProblem(http.StatusTooManyRequests, throttledText(le)), true
 	case postgres.Unavailable(err):
 		return newProblem(http.StatusServiceUnavailable, errUnavailable), true
 	case errors.As(err, &pe):
@@ -168,7 +187,9 @@ func toProblem(err error) (*problem, bool) {
 	}
 	for _, e := range problems {
 		if errors.Is(err, e.err) {
-			return newProblem(e.status, orText(e.detail, e.err)), true
+			p := newProblem(e.status, orText(e.detail, e.err))
+			p.bearerError = e.bearer
+			return p, true
 		}
 	}
 	return nil, false
@@ -200,7 +221,7 @@ func (h *handlers) handleError(err error, c echo.Context) {
 		h.logInternal(c, err)
 		p = newProblem(http.StatusInternalServerError, "")
 	}
-	if p.Status == http.StatusUnauthorized {
+	if p.Status == http.StatusUnauthorized || p.bearerError != "" {
 		challenge := `Bearer realm="authd"`
 		if p.bearerError != "" {
 			challenge += `, error="` + p.bearerError + `"`

@@ -86,6 +86,7 @@ type introspection struct {
 	SID       string   `json:"sid,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
 	Role      string   `json:"role,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Aud       []string `json:"aud,omitempty"`
 	Exp       int64    `json:"exp,omitempty"`
@@ -99,7 +100,7 @@ func toIntrospection(in session.Introspection) introspection {
 	}
 	out := introspection{
 		Active: true, TokenType: in.TokenType, Sub: in.Subject, SID: in.SID, JTI: in.JTI, Role: in.Role,
-		Iss: in.Issuer, Aud: in.Audience, Exp: in.ExpiresAt.Unix(),
+		ClientID: in.ClientID, Iss: in.Issuer, Aud: in.Audience, Exp: in.ExpiresAt.Unix(),
 	}
 	if !in.IssuedAt.IsZero() {
 		out.Iat = in.IssuedAt.Unix()

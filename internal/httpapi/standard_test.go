@@ -246,7 +246,7 @@ func TestIntrospectEndpoint(t *testing.T) {
 		c := claimsOf(t, tr.AccessToken)
 		m := inspect(tr.AccessToken)
 		want := map[string]any{"active": true, "token_type": "access_token", "sub": uid, "sid": tr.SID, "jti": c.ID,
-			"role": "user", "iss": authdtest.Issuer, "exp": float64(c.ExpiresAt.Unix()),
+			"role": "user", "client_id": "authd", "iss": authdtest.Issuer, "exp": float64(c.ExpiresAt.Unix()),
 			"iat": float64(c.IssuedAt.Unix()), "nbf": float64(c.NotBefore.Unix())}
 		for k, v := range want {
 			if m[k] != v {
@@ -265,7 +265,7 @@ func TestIntrospectEndpoint(t *testing.T) {
 		m := inspect(tr.RefreshToken)
 		s := session(t, env, tr.SID)
 		if m["active"] != true || m["token_type"] != "refresh_token" || m["sub"] != uid || m["sid"] != tr.SID ||
-			m["exp"] != float64(s.ExpiresAt.Unix()) || len(m) != 5 {
+			m["client_id"] != "authd" || m["exp"] != float64(s.ExpiresAt.Unix()) || len(m) != 6 {
 			t.Errorf("refresh token: %v", m)
 		}
 	})

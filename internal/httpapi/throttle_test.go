@@ -367,12 +367,9 @@ func TestTooManyLoginsInFlightFromOneAddress(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.Body), &body); err != nil {
 		t.Fatalf("%+v: %v", a, err)
 	}
-	// The first description is errors.go's for attempts in flight, the
-	// second its answer to every *throttle.LimitedError before it told them
-	// apart.
+	// Not answered as if anything had failed.
 	if body.Error != "invalid_request" ||
-		(body.ErrorDescription != "too many logins in progress from this address; retry shortly" &&
-			body.ErrorDescription != "too many failed attempts; retry later") {
+		body.ErrorDescription != "too many logins in progress from this address; retry shortly" {
 		t.Fatalf("with 3 logins in flight from the address: %+v", a)
 	}
 	if a := attemptFrom(t, env, "10.2.0.2", passwordForm("late", acctPW)); a.Status != 200 {

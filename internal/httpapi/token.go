@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -36,11 +37,18 @@ func (h *handlers) token(c echo.Context) error {
 		return err
 	}
 	ctx, m := c.Request().Context(), meta(c)
+	gt := p["grant_type"]
+	if p["scope"] != "" && slices.Contains(session.Grants, gt) {
+		return errInvalidScope
+	}
 	var g session.Grant
-	switch gt := p["grant_type"]; gt {
+	switch gt {
 	case session.GrantPassword:
 		user, pw, err := p.require("username", "password")
 		if err != nil {
+			return err
+		}
+		if m.ClientID, err = publicClientID(c.Request(), p); err != nil {
 			return err
 		}
 		if g, err = h.Sessions.PasswordGrant(ctx, user, pw, m); err != nil {
@@ -51,7 +59,10 @@ func (h *handlers) token(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if g, err = h.Sessions.RefreshGrant(ctx, rt); err != nil {
+		if m.ClientID, err = publicClientID(c.Request(), p); err != nil {
+			return err
+		}
+		if g, err = h.Sessions.RefreshGrantWith(ctx, rt, m); err != nil {
 			return err
 		}
 	case session.GrantClientCredentials:
@@ -76,6 +87,36 @@ func (h *handlers) token(c echo.Context) error {
 // errUnsupportedGrant names the grants there are.
 var errUnsupportedGrant = &oauthError{http.StatusBadRequest, "unsupported_grant_type",
 	"grant_type must be one of " + strings.Join(session.Grants, ", ")}
+
+// errInvalidScope answers any non-empty scope (RFC 6749 sections 3.3, 5.2):
+// authd's authorization model is the role claim, so it has no scope to
+// grant, and a client that asked for one must not believe it got it.
+var errInvalidScope = &oauthError{http.StatusBadRequest, "invalid_scope",
+	"authd issues role-based access tokens and grants no OAuth scopes; send no scope parameter"}
+
+// publicClientID is the client_id a password or refresh grant names: the
+// body's client_id or, failing that, the user-id of HTTP Basic (form-encoded
+// inside, RFC 6749 section 2.3.1), where golang.org/x/oauth2 puts a client
+// id that has no secret. Empty when neither names one. These grants serve
+// public clients: the client_id is recorded, never authenticated, and a
+// secret (Basic's password, client_secret) is ignored as it always was.
+// Both naming different clients is refused; session.CheckClientID judges
+// the id itself.
+func publicClientID(r *http.Request, p tokenParams) (string, error) {
+	id := p["client_id"]
+	basicID, _, basic := r.BasicAuth()
+	if !basic || basicID == "" {
+		return id, nil
+	}
+	basicID, err := url.QueryUnescape(basicID)
+	if err != nil {
+		return "", invalidRequest("the HTTP Basic user-id must be a form-encoded client_id")
+	}
+	if id != "" && id != basicID {
+		return "", invalidRequest("client_id and the HTTP Basic user-id name different clients")
+	}
+	return basicID, nil
+}
 
 type tokenParams map[string]string
 

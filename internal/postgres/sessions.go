@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MaxRevokeTx bounds every transaction that writes revoked_at, from the
@@ -54,6 +56,28 @@ type RevokedSession struct {
 // revokedColumns are the RETURNING columns of a RevokedSession.
 const revokedColumns = `last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
 
+// sessions.client_id comes with migration 000007, and a binary must run on
+// the schema before its own (migrations/README.md). So no statement of this
+// file that the previous schema must serve names the column: reads go
+// through to_jsonb(s), which has no client_id member on that schema (and a
+// JSON null for a session of an older release), and a write that names it
+// is retried without it when the column is missing (CreateSession) or is
+// only sent when a read in the same transaction saw it (RotateRefresh).
+const (
+	// storedClientID is the session row's client_id, NULL where it has none
+	// or the schema has no such column.
+	storedClientID = `to_jsonb(s) ->> 'client_id'`
+	// hasClientIDColumn: whether the schema has sessions.client_id.
+	hasClientIDColumn = `to_jsonb(s) ? 'client_id'`
+)
+
+// noClientIDColumn reports whether err is a statement refused because the
+// schema has no sessions.client_id (before migration 000007).
+func noClientIDColumn(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42703" && strings.Contains(pgErr.Message, "client_id") // undefined_column
+}
+
 // NewSession is what a grant writes when it creates a session.
 type NewSession struct {
 	ID               string
@@ -65,6 +89,10 @@ type NewSession struct {
 	AccessExp        time.Time
 	UserAgent        string
 	IP               string // empty when unknown
+	// ClientID is the OAuth client the session is issued to. It is not
+	// recorded on a schema without sessions.client_id (before migration
+	// 000007); empty records none.
+	ClientID string
 	// The user as the grant verified it: the session is written only if the
 	// user's password has not been set since, its role is the same, and it is
 	// enabled.
@@ -87,19 +115,46 @@ var ErrUserChanged = errors.New("user changed during the grant")
 // survive it. FOR SHARE makes the insert wait for such a change in flight
 // and then re-check; ErrUserChanged when it no longer holds. Sessions beyond
 // MaxLive, oldest first, are revoked in the same transaction and returned.
+//
+// On a schema without sessions.client_id the insert is refused, the
+// transaction rolled back, and the session created again without its
+// client (NewSession.ClientID).
 func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession, error) {
-	var evicted []RevokedSession
-	err := db.InRevokeTx(ctx, func(tx *Tx) error {
-		const q = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
+	evicted, err := db.createSession(ctx, s, s.ClientID != "")
+	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
+		evicted, err = db.createSession(ctx, s, false)
+	}
+	return evicted, err
+}
+
+const (
+	insertSession = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
 			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
 			FROM users u
 			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 			FOR SHARE OF u`
-		tag, err := tx.tx.Exec(tx.ctx, q, pgx.NamedArgs{
+	// insertSessionClient is insertSession recording the client: migration
+	// 000007's column.
+	insertSessionClient = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id)
+			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id
+			FROM users u
+			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
+			FOR SHARE OF u`
+)
+
+func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool) ([]RevokedSession, error) {
+	var evicted []RevokedSession
+	err := db.InRevokeTx(ctx, func(tx *Tx) error {
+		q := insertSession
+		args := pgx.NamedArgs{
 			"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
 			"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
 			"cv": s.UserCredentialsVersion, "role": s.UserRole,
-		})
+		}
+		if withClient {
+			q, args["client_id"] = insertSessionClient, s.ClientID
+		}
+		tag, err := tx.tx.Exec(tx.ctx, q, args)
 		if err != nil {
 			return fmt.Errorf("create session %s: %w", s.ID, translate(err))
 		}
@@ -146,6 +201,13 @@ type RefreshRow struct {
 	// idle timeout.
 	LastActive      time.Time
 	LastRefreshedAt *time.Time
+	// ClientID is the client the session was issued to; empty when it
+	// records none (a session of a release before migration 000007, or any
+	// session on a schema without it).
+	ClientID string
+	// ClientIDColumn: the schema has sessions.client_id, so a Rotation may
+	// bind the session's client.
+	ClientIDColumn bool
 }
 
 // LockSessionByRefreshHash finds the session whose current refresh token,
@@ -157,7 +219,7 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
-			s.last_refreshed_at
+			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
 		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
@@ -165,7 +227,8 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 		FOR UPDATE OF s`
 	var r RefreshRow
 	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
-		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt)
+		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
+		&r.ClientID, &r.ClientIDColumn)
 	if err != nil {
 		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
 	}
@@ -180,6 +243,10 @@ type Rotation struct {
 	JTI       string
 	AccessExp time.Time
 	At        time.Time
+	// BindClientID, when set, becomes the session's client_id if it records
+	// none yet (a session of an older release). Set it only when the lock
+	// saw the column (RefreshRow.ClientIDColumn).
+	BindClientID string
 }
 
 // RotateRefresh makes r.NewHash the session's refresh token. The current one
@@ -197,8 +264,14 @@ func (tx *Tx) RotateRefresh(r Rotation) error {
 	}
 	const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
 		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
-	if _, err := tx.tx.Exec(tx.ctx, u, pgx.NamedArgs{"new": r.NewHash, "at": r.At,
-		"jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}); err != nil {
+	const bind = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
+		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp, client_id = COALESCE(client_id, @client_id)
+		WHERE id = @sid`
+	q, args := u, pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
+	if r.BindClientID != "" {
+		q, args["client_id"] = bind, r.BindClientID
+	}
+	if _, err := tx.tx.Exec(tx.ctx, q, args); err != nil {
 		return fmt.Errorf("rotate session %s: %w", r.SID, err)
 	}
 	return nil
@@ -294,37 +367,63 @@ type SessionAuth struct {
 	RevokedAt    *time.Time
 	// LastActive is when the session was created or last refreshed.
 	LastActive time.Time
+	// ClientID is the client the session was issued to, set only by the
+	// loaders that say so. A session that records none (written before
+	// migration 000007, or on a schema without it) has its service
+	// identity's name if it is of one (what client_credentials records),
+	// and is empty otherwise.
+	ClientID string
 }
 
-const sessionAuthColumns = `s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at, s.revoked_at,
+const (
+	sessionAuthColumns = `s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at, s.revoked_at,
 	COALESCE(s.last_refreshed_at, s.created_at)`
+	// sessionClientColumn follows sessionAuthColumns where ClientID is
+	// wanted.
+	sessionClientColumn = `, COALESCE(` + storedClientID + `, CASE WHEN u.role = 'service' THEN u.username END, '')`
+)
 
-func scanSessionAuth(row pgx.Row, a *SessionAuth) error {
+func scanSessionAuth(row pgx.Row, a *SessionAuth, withClient bool) error {
+	if withClient {
+		return row.Scan(&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive, &a.ClientID)
+	}
 	return row.Scan(&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive)
 }
 
-// SessionAuthByID loads the session sid with its user's role and state.
+// SessionAuthByID loads the session sid with its user's role and state,
+// without ClientID: the bearer check of every request runs it.
 func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, error) {
+	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+	return db.sessionAuthByID(ctx, q, sid, false)
+}
+
+// SessionClientByID is SessionAuthByID with ClientID.
+func (db *DB) SessionClientByID(ctx context.Context, sid string) (SessionAuth, error) {
+	const q = `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+	return db.sessionAuthByID(ctx, q, sid, true)
+}
+
+func (db *DB) sessionAuthByID(ctx context.Context, q, sid string, withClient bool) (SessionAuth, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
 	var a SessionAuth
-	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, sid), &a); err != nil {
+	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, sid), &a, withClient); err != nil {
 		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, translate(err))
 	}
 	return a, nil
 }
 
 // SessionAuthByRefreshHash loads the session whose current refresh token
-// has hash (never a rotated-away one), with its user's role and state; it
-// locks nothing. ErrNotFound when no session's current token has hash.
+// has hash (never a rotated-away one), with its user's role and state and
+// its ClientID; it locks nothing. ErrNotFound when no session's current
+// token has hash.
 func (db *DB) SessionAuthByRefreshHash(ctx context.Context, hash []byte) (SessionAuth, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id
+	const q = `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1`
 	var a SessionAuth
-	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, hash), &a); err != nil {
+	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, hash), &a, true); err != nil {
 		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", translate(err))
 	}
 	return a, nil

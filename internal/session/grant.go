@@ -1,11 +1,14 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -71,13 +74,28 @@ func loginKey(name string) string {
 	return "login:sha256:" + hex.EncodeToString(sum[:])
 }
 
-// PasswordGrant (RFC 6749 4.3) creates a session with a refresh token.
+// CheckClientID refuses a client_id a grant may not name: one that is not
+// UTF-8, contains NUL or is longer than MaxClientIDLen bytes
+// (ErrBadClientID). Empty, naming no client, is allowed.
+func CheckClientID(id string) error {
+	if len(id) > MaxClientIDLen || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+		return ErrBadClientID
+	}
+	return nil
+}
+
+// PasswordGrant (RFC 6749 4.3) creates a session with a refresh token,
+// issued to the public client m.ClientID names (DefaultClientID if none).
 func (s *Service) PasswordGrant(ctx context.Context, name, pw string, m Meta) (Grant, error) {
+	if err := CheckClientID(m.ClientID); err != nil {
+		return Grant{}, err
+	}
 	return s.login(ctx, name, pw, GrantPassword, m)
 }
 
 // ClientCredentialsGrant (RFC 6749 4.4) authenticates a service user and
-// creates a session that lives exactly as long as its one access token.
+// creates a session that lives exactly as long as its one access token. Its
+// client_id is the service identity's name, whatever m.ClientID says.
 func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret string, m Meta) (Grant, error) {
 	g, err := s.login(ctx, clientID, secret, GrantClientCredentials, m)
 	if errors.Is(err, ErrInvalidCredentials) {
@@ -122,22 +140,32 @@ func (s *Service) login(ctx context.Context, name, pw, grant string, m Meta) (Gr
 // or a client_credentials grant (without). A user whose password, role or
 // state changed since checkPassword gets ErrInvalidCredentials, as if the
 // change had come first.
+//
+// The session is issued to a client: the service identity itself for
+// client_credentials, else the client m names, else DefaultClientID.
 func (s *Service) createSession(ctx context.Context, u postgres.User, grant string, m Meta) (Grant, error) {
 	withRefresh := grant == GrantPassword
+	clientID := m.ClientID
+	switch {
+	case grant == GrantClientCredentials:
+		clientID = u.Username
+	case clientID == "":
+		clientID = DefaultClientID
+	}
 	now := s.clock.Now()
 	sid := uuid.NewString()
 	end := now.Add(s.limits.SessionTTL)
-	minted, err := s.signer.Mint(u.ID, sid, u.Role, end)
+	minted, err := s.signer.MintAccess(token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end})
 	if err != nil {
 		return Grant{}, err
 	}
 	ns := postgres.NewSession{
 		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
-		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP,
+		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
 	}
-	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid}
+	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid, ClientID: clientID}
 	if withRefresh {
 		if g.RefreshToken, err = token.NewRefresh(); err != nil {
 			return Grant{}, err
@@ -162,10 +190,26 @@ func expiresIn(m token.Minted, now time.Time) int64 {
 	return int64(m.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
 }
 
-// RefreshGrant (RFC 6749 6) rotates the refresh token. The old token stops
-// working; presenting it, or any token rotated away before it, again revokes
-// the session as a presumed theft (ErrRefreshReused).
+// RefreshGrant is RefreshGrantWith naming no client.
 func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, error) {
+	return s.RefreshGrantWith(ctx, refresh, Meta{})
+}
+
+// RefreshGrantWith (RFC 6749 6) rotates the refresh token. The old token
+// stops working; presenting it, or any token rotated away before it, again
+// revokes the session as a presumed theft (ErrRefreshReused).
+//
+// The refresh token is bound to the session's client (RFC 6749 section 6):
+// the new access token keeps its client_id, and a refresh whose m.ClientID
+// names another is refused (ErrClientMismatch) without writing anything; a
+// just-rotated token presented within the reuse grace by another client is
+// a reuse, not a race. A session that records no client yet (created by an
+// older release, or on the schema before migration 000007) gets the one
+// this refresh names, or DefaultClientID, recorded where the schema can.
+func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) (Grant, error) {
+	if err := CheckClientID(m.ClientID); err != nil {
+		return Grant{}, err
+	}
 	var (
 		g       Grant
 		reused  bool
@@ -185,11 +229,20 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		if st.Role == RoleService {
 			return ErrUnauthorizedClient // only client_credentials for services
 		}
+		clientID, bind := st.ClientID, ""
+		sameClient := m.ClientID == "" || clientID == "" || m.ClientID == clientID
+		if clientID == "" {
+			clientID = cmp.Or(m.ClientID, DefaultClientID)
+			if st.ClientIDColumn {
+				bind = clientID
+			}
+		}
 		// Two tabs sharing storage refresh at once: the loser presents the
 		// token the winner just rotated away. Within the grace that is no
 		// theft; nothing is written and the winner's token stays good. Only
-		// the token rotated away last, and only while the session is live.
-		if st.Reused && st.Previous && !st.Revoked && st.LastRefreshedAt != nil &&
+		// the token rotated away last, only while the session is live, and
+		// only for the session's own client.
+		if st.Reused && st.Previous && !st.Revoked && st.LastRefreshedAt != nil && sameClient &&
 			s.limits.ReuseGrace > 0 && now.Sub(*st.LastRefreshedAt) <= s.limits.ReuseGrace {
 			raced = true
 			return nil
@@ -208,13 +261,18 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
 			return ErrInvalidRefresh
 		}
+		if !sameClient {
+			return ErrClientMismatch
+		}
 		if s.limits.idle(st.LastActive, now) {
 			// As with reuse, the refusal must not roll the revocation back.
 			idle = true
 			revoked, err = tx.RevokeSession(postgres.RevokeRequest{SID: st.SessionID, Reason: ReasonIdleTimeout, At: now})
 			return err
 		}
-		minted, err := s.signer.Mint(st.UserID, st.SessionID, st.Role, st.ExpiresAt)
+		minted, err := s.signer.MintAccess(token.Access{
+			Subject: st.UserID, SID: st.SessionID, Role: st.Role, ClientID: clientID, NotAfter: st.ExpiresAt,
+		})
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second
 		}
@@ -226,10 +284,12 @@ func (s *Service) RefreshGrant(ctx context.Context, refresh string) (Grant, erro
 		// rotation is never committed when the grant fails.
 		if err := tx.RotateRefresh(postgres.Rotation{
 			SID: st.SessionID, NewHash: token.HashRefresh(rt), JTI: minted.JTI, AccessExp: minted.ExpiresAt, At: now,
+			BindClientID: bind,
 		}); err != nil {
 			return err
 		}
-		g = Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: st.SessionID}
+		g = Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: st.SessionID,
+			ClientID: clientID}
 		return nil
 	})
 	switch {

@@ -68,6 +68,16 @@ const MaxUsernameLen = 256
 // MaxReasonLen is the longest revocation reason accepted, in characters.
 const MaxReasonLen = 200
 
+// DefaultClientID is the client_id of a session whose password grant named
+// no client: "authd". A client_id names a public client; authd does not
+// register or authenticate public clients, it records the name the client
+// gives and binds the session's refresh token to it.
+const DefaultClientID = token.DefaultClientID
+
+// MaxClientIDLen is the longest client_id a grant may name, in bytes: the
+// longest username, which is what a service identity's client_id is.
+const MaxClientIDLen = MaxUsernameLen
+
 var (
 	// ErrInvalidCredentials: unknown user, wrong password or disabled user,
 	// deliberately indistinguishable.
@@ -96,12 +106,24 @@ var (
 	ErrMalformedSID = errors.New("session id must be a UUID")
 	// ErrBadReason: a revocation reason that is too long or not text.
 	ErrBadReason = fmt.Errorf("reason must be valid UTF-8 of at most %d characters", MaxReasonLen)
+	// ErrBadClientID: a client_id that is not UTF-8 text without NUL of at
+	// most MaxClientIDLen bytes.
+	ErrBadClientID = fmt.Errorf("client_id must be valid UTF-8 without NUL of at most %d bytes", MaxClientIDLen)
+	// ErrClientMismatch: a refresh named a client_id other than the one
+	// the session was issued to (RFC 6749 section 6: the refresh token is
+	// bound to its client). Nothing is written.
+	ErrClientMismatch = errors.New("the refresh token was issued to another client_id")
 )
 
 // Meta describes the client a session is created for.
 type Meta struct {
 	UserAgent string
 	IP        string
+	// ClientID is the client_id the request named (a public client's
+	// identifier), empty if none: a password grant then records
+	// DefaultClientID, a refresh keeps the session's. The client_credentials
+	// grant ignores it: its client is the service identity.
+	ClientID string
 }
 
 // Grant is a successful token response.
@@ -110,6 +132,7 @@ type Grant struct {
 	ExpiresIn    int64 // seconds
 	RefreshToken string
 	SID          string
+	ClientID     string // the access token's client_id
 }
 
 // Principal is an authenticated caller.

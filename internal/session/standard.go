@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -106,6 +107,7 @@ type Introspection struct {
 	SID       string
 	JTI       string // access tokens only
 	Role      string // access tokens only
+	ClientID  string // the client the token was issued to
 	Issuer    string // access tokens only
 	Audience  []string
 	ExpiresAt time.Time // an access token's exp; a refresh token's session end
@@ -118,6 +120,10 @@ type Introspection struct {
 // or is its session's current refresh token (a refresh token), its session
 // is neither revoked, expired nor idle past Limits.IdleTTL, and its user is
 // enabled. A refresh token of a service identity is never live.
+//
+// ClientID is an access token's client_id claim, and a refresh token's
+// session's client; for a token or session from before authd recorded
+// clients, the session's service identity or DefaultClientID.
 func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, error) {
 	now := s.clock.Now()
 	if isAccessToken(tok) {
@@ -125,7 +131,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 		if err != nil {
 			return Introspection{}, nil
 		}
-		a, err := s.db.SessionAuthByID(ctx, c.SID)
+		a, err := s.db.SessionClientByID(ctx, c.SID)
 		if errors.Is(err, postgres.ErrNotFound) {
 			return Introspection{}, nil
 		}
@@ -137,7 +143,8 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 		}
 		in := Introspection{
 			Active: true, TokenType: HintAccessToken, Subject: c.Subject, SID: c.SID, JTI: c.ID,
-			Role: c.Role, Issuer: c.Issuer, Audience: c.Audience, ExpiresAt: c.ExpiresAt.Time,
+			Role: c.Role, ClientID: cmp.Or(c.ClientID, a.ClientID, DefaultClientID),
+			Issuer: c.Issuer, Audience: c.Audience, ExpiresAt: c.ExpiresAt.Time,
 		}
 		if c.IssuedAt != nil {
 			in.IssuedAt = c.IssuedAt.Time
@@ -157,7 +164,8 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 	if !live(a, now) || a.Role == RoleService || s.limits.idle(a.LastActive, now) {
 		return Introspection{}, nil
 	}
-	return Introspection{Active: true, TokenType: HintRefreshToken, Subject: a.UserID, SID: a.SID, ExpiresAt: a.ExpiresAt}, nil
+	return Introspection{Active: true, TokenType: HintRefreshToken, Subject: a.UserID, SID: a.SID,
+		ClientID: cmp.Or(a.ClientID, DefaultClientID), ExpiresAt: a.ExpiresAt}, nil
 }
 
 func live(a postgres.SessionAuth, now time.Time) bool {
