@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,10 +19,11 @@ type logoutResponse struct {
 // session, for its idempotent answer; the route admits revoked sessions, so
 // the wider scopes refuse them here.
 func (h *handlers) logout(c echo.Context) error {
-	scope, err := singleQueryParam(c, "scope")
+	q, err := parseQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}
+	scope := q.Get("scope")
 	switch scope {
 	case "", "local":
 	case "global", "others":
@@ -95,20 +95,4 @@ func (h *handlers) revokeSession(c echo.Context) error {
 		SID: r.SID, RevokedAt: r.RevokedAt.UTC(), RevokedReason: r.RevokedReason,
 		RevokedByUserID: r.RevokedByUserID, AlreadyRevoked: r.AlreadyRevoked,
 	})
-}
-
-// singleQueryParam reads a query parameter that may be given at most once,
-// from a query string that must parse: anything else is a 400, never a
-// silently absent parameter.
-func singleQueryParam(c echo.Context, name string) (string, error) {
-	q, err := url.ParseQuery(c.Request().URL.RawQuery)
-	if err != nil {
-		return "", newProblem(http.StatusBadRequest, "the query string is malformed")
-	}
-	if vs := q[name]; len(vs) > 1 {
-		return "", newProblem(http.StatusBadRequest, name+" must be given at most once")
-	} else if len(vs) == 1 {
-		return vs[0], nil
-	}
-	return "", nil
 }
