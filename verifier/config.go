@@ -109,6 +109,10 @@ type Config struct {
 	// fetches triggered by unknown key ids; a token naming an unknown kid
 	// within it fails with ErrSignature. Default 10s.
 	KeyRefetchInterval time.Duration
+	// GapTimeout is how long a push sequence number skipped by a later
+	// message may stay unfilled before the verifier polls the feed at once
+	// (RedisURL only). Default DefaultGapTimeout.
+	GapTimeout time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -140,6 +144,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Clock == nil {
 		c.Clock = realClock{}
+	}
+	if c.GapTimeout <= 0 {
+		c.GapTimeout = DefaultGapTimeout
 	}
 	switch {
 	case c.Leeway == 0:

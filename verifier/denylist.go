@@ -54,12 +54,66 @@ func unhex(c byte) (byte, bool) {
 // token a Revocation's jti names and every older token of the session; a
 // second key per jti would double the memory (about 56 bytes per key with
 // Go's map, measured by BenchmarkDenylistMemory) and deny nothing more.
+//
+// Beside the sessions it holds the feed's cutoffs (format 2): per user the
+// latest nbf with the latest exp of every cutoff of that user (the merged
+// entry denies exactly what the cutoffs together do, since a later nbf
+// denies every token an earlier one does), and the issuer-wide cutoff
+// merged the same way. A token is denied by a cutoff when its iat is before
+// the nbf; one minted at or after it never is.
 type denylist struct {
-	mu sync.RWMutex
-	m  map[id]int64
+	mu     sync.RWMutex
+	m      map[id]int64
+	users  map[id]cut
+	issuer cut
 }
 
-func newDenylist() *denylist { return &denylist{m: make(map[id]int64)} }
+// cut is a merged cutoff; the zero cut denies nothing.
+type cut struct{ nbf, exp int64 }
+
+func (c cut) merge(nbf, exp int64) cut { return cut{max(c.nbf, nbf), max(c.exp, exp)} }
+
+func newDenylist() *denylist { return &denylist{m: make(map[id]int64), users: make(map[id]cut)} }
+
+// addUser records a user cutoff; it reports false if sub is not a UUID.
+func (d *denylist) addUser(c UserCutoff) bool {
+	sub, ok := parseID(c.Sub)
+	if !ok {
+		return false
+	}
+	d.mu.Lock()
+	d.users[sub] = d.users[sub].merge(c.NBF, c.Exp)
+	d.mu.Unlock()
+	return true
+}
+
+// addIssuer records the issuer-wide cutoff.
+func (d *denylist) addIssuer(c IssuerCutoff) {
+	d.mu.Lock()
+	d.issuer = d.issuer.merge(c.NBF, c.Exp)
+	d.mu.Unlock()
+}
+
+// deniedToken reports whether a token of session sid and user sub (hasSub
+// false when sub is not a UUID, which no cutoff names) issued at iat is
+// denied: by its session's entry, its user's cutoff or the issuer's. One
+// read lock, no allocation.
+func (d *denylist) deniedToken(sid, sub id, hasSub bool, iat int64) (bool, string) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if _, ok := d.m[sid]; ok {
+		return true, "session"
+	}
+	if iat < d.issuer.nbf {
+		return true, "issuer cutoff"
+	}
+	if hasSub && len(d.users) > 0 {
+		if c, ok := d.users[sub]; ok && iat < c.nbf {
+			return true, "user cutoff"
+		}
+	}
+	return false, ""
+}
 
 // add records r; it reports false if r's sid is not a UUID. An entry seen
 // twice (poll and push, or two overlapping polls) stays one entry with the
@@ -92,6 +146,14 @@ func (d *denylist) len() int {
 	return len(d.m)
 }
 
+// cutoffs is the number of user cutoffs held, and whether an issuer-wide
+// one is.
+func (d *denylist) cutoffs() (int, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.users), d.issuer.nbf > 0
+}
+
 // sweep drops every entry whose exp is before cutoff (Unix seconds) and
 // returns how many it dropped. The scan runs under the read lock and the
 // deletes under the write lock in small batches, so Verify is never held up
@@ -105,6 +167,17 @@ func (d *denylist) sweep(cutoff int64) int {
 		}
 	}
 	d.mu.RUnlock()
+	d.mu.Lock()
+	// Cutoffs are few (one per user revoked in bulk): swept in one pass.
+	for k, c := range d.users {
+		if c.exp < cutoff {
+			delete(d.users, k)
+		}
+	}
+	if d.issuer.exp < cutoff {
+		d.issuer = cut{}
+	}
+	d.mu.Unlock()
 	const batch = 4096
 	for i := 0; i < len(dead); i += batch {
 		end := min(i+batch, len(dead))

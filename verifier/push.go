@@ -45,17 +45,35 @@ func (v *Verifier) listen(ctx context.Context, ps *redis.PubSub) {
 				return
 			}
 			v.pushMessages.Add(1)
-			var r Revocation
-			if err := json.Unmarshal([]byte(msg.Payload), &r); err != nil {
+			var m Message
+			if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
 				v.log.Warn("verifier: undecodable push message ignored", "err", err)
 				continue
 			}
-			if r.Exp < v.sweepCutoff() {
-				continue
-			}
-			if !v.deny.add(r) {
-				v.log.Warn("verifier: push message with a malformed sid ignored", "sid", r.SID)
+			v.apply(m)
+			// After applying: a poll the gap watcher triggers must not
+			// race ahead of the message that closed the gap.
+			v.gaps.saw(m.Seq, v.cfg.Clock.Now())
+		}
+	}
+}
+
+// apply merges one push message: a revoked session or a cutoff.
+func (v *Verifier) apply(m Message) {
+	cutoff := v.sweepCutoff()
+	switch {
+	case m.Issuer != nil:
+		if m.Issuer.Exp >= cutoff {
+			v.deny.addIssuer(*m.Issuer)
+		}
+	case len(m.Users) > 0:
+		for _, c := range m.Users {
+			if c.Exp >= cutoff && !v.deny.addUser(c) {
+				v.log.Warn("verifier: push user cutoff with a malformed sub ignored", "sub", c.Sub)
 			}
 		}
+	case m.Exp < cutoff:
+	case !v.deny.add(Revocation{JTI: m.JTI, SID: m.SID, Exp: m.Exp}):
+		v.log.Warn("verifier: push message with a malformed sid ignored", "sid", m.SID)
 	}
 }

@@ -29,11 +29,15 @@ type Verifier struct {
 	deny   *denylist
 	feed   *feedClient
 	redis  *redis.Client
+	gaps   *gaps
+	// pollNow wakes the poll loop early: a push gap went unfilled.
+	pollNow chan struct{}
 
 	lastSync     atomic.Int64 // Clock time of the last good poll, Unix nanoseconds
 	polls        atomic.Uint64
 	pollErrors   atomic.Uint64
 	pushMessages atomic.Uint64
+	gapPolls     atomic.Uint64
 
 	cancel    context.CancelFunc // ends the background goroutines; called by Close
 	wg        sync.WaitGroup
@@ -60,8 +64,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		keys: &keyCache{
 			client: cfg.HTTPClient, minInterval: cfg.KeyRefetchInterval, log: cfg.Logger,
 		},
-		deny: newDenylist(),
-		feed: newFeedClient(cfg),
+		deny:    newDenylist(),
+		feed:    newFeedClient(cfg),
+		gaps:    newGaps(),
+		pollNow: make(chan struct{}, 1),
 	}
 
 	var ps *redis.PubSub
@@ -89,8 +95,9 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	v.cancel = cancel
 	if ps != nil {
 		v.confirmSubscription(ctx, ps)
-		v.wg.Add(1)
+		v.wg.Add(2)
 		go v.listen(runCtx, ps)
+		go v.watchGaps(runCtx)
 	}
 	v.wg.Add(1)
 	go v.pollLoop(runCtx)
@@ -213,6 +220,8 @@ func (v *Verifier) pollLoop(ctx context.Context) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-v.pollNow:
+			t.Stop()
 		}
 		if err := v.poll(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -242,21 +251,60 @@ func (v *Verifier) sweepCutoff() int64 {
 // poll runs one feed request and merges its entries.
 func (v *Verifier) poll(ctx context.Context) error {
 	v.polls.Add(1)
+	start := v.cfg.Clock.Now()
 	cutoff := v.sweepCutoff()
-	err := v.feed.poll(ctx, func(r Revocation) {
-		if r.Exp < cutoff {
-			return // every token of the session has expired already
-		}
-		if !v.deny.add(r) {
-			v.log.Warn("verifier: feed entry with a malformed sid ignored", "sid", r.SID)
-		}
-	})
+	err := v.feed.poll(ctx, feedSink{
+		session: func(r Revocation) {
+			if r.Exp < cutoff {
+				return // every token of the session has expired already
+			}
+			if !v.deny.add(r) {
+				v.log.Warn("verifier: feed entry with a malformed sid ignored", "sid", r.SID)
+			}
+		},
+		user: func(c UserCutoff) {
+			if c.Exp >= cutoff && !v.deny.addUser(c) {
+				v.log.Warn("verifier: feed user cutoff with a malformed sub ignored", "sub", c.Sub)
+			}
+		},
+		issuer: func(c IssuerCutoff) {
+			if c.Exp >= cutoff {
+				v.deny.addIssuer(c)
+			}
+		},
+	}, v.log.Info)
 	if err != nil {
 		v.pollErrors.Add(1)
 		return err
 	}
+	v.gaps.polled(start)
 	v.lastSync.Store(v.cfg.Clock.Now().UnixNano())
 	return nil
+}
+
+// gapCheckInterval is how often watchGaps looks for an overdue gap.
+const gapCheckInterval = 100 * time.Millisecond
+
+// watchGaps wakes the poll loop once a skipped push sequence number has
+// stayed unfilled for Config.GapTimeout.
+func (v *Verifier) watchGaps(ctx context.Context) {
+	defer v.wg.Done()
+	t := time.NewTicker(gapCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if v.gaps.overdue(v.cfg.Clock.Now(), v.cfg.GapTimeout) {
+			v.gapPolls.Add(1)
+			select {
+			case v.pollNow <- struct{}{}:
+			default: // a wake-up is pending already
+			}
+		}
+	}
 }
 
 // Close stops polling and listening and waits for every goroutine the
@@ -305,19 +353,29 @@ type Stats struct {
 	// DenylistSize is the number of revoked sessions held; an entry is
 	// dropped once every token of its session has expired.
 	DenylistSize int
+	// UserCutoffs is the number of users with a cutoff held, and
+	// IssuerCutoff whether an issuer-wide cutoff is.
+	UserCutoffs  int
+	IssuerCutoff bool
 
 	// Counts since New.
 	Polls        uint64 // feed requests made, failed ones included
 	PollErrors   uint64 // feed requests that failed
 	PushMessages uint64 // Redis messages received, undecodable ones included
+	// GapWakeups counts the times an unfilled push sequence gap woke the
+	// poll loop early.
+	GapWakeups uint64
 }
 
 // Stats returns a snapshot of the Verifier's state.
 func (v *Verifier) Stats() Stats {
 	v.mustBeFromNew()
+	users, issuer := v.deny.cutoffs()
 	return Stats{
 		LastSync: v.lastSyncTime(), Stale: v.stale(), DenylistSize: v.deny.len(),
+		UserCutoffs: users, IssuerCutoff: issuer,
 		Polls: v.polls.Load(), PollErrors: v.pollErrors.Load(), PushMessages: v.pushMessages.Load(),
+		GapWakeups: v.gapPolls.Load(),
 	}
 }
 

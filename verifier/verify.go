@@ -72,8 +72,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !v.cfg.FailOpen && v.stale() {
 		return nil, fmt.Errorf("%w: last successful poll at %s", ErrStale, v.lastSyncTime().UTC().Format(time.RFC3339))
 	}
-	if v.deny.denied(sid) {
-		return nil, fmt.Errorf("%w: session %s", ErrRevoked, tc.SID)
+	sub, hasSub := parseID(tc.Subject)
+	var iat int64 // none: every cutoff denies it
+	if tc.IssuedAt != nil {
+		iat = tc.IssuedAt.Unix()
+	}
+	if denied, by := v.deny.deniedToken(sid, sub, hasSub, iat); denied {
+		return nil, fmt.Errorf("%w: session %s (%s)", ErrRevoked, tc.SID, by)
 	}
 	return tc.claims(), nil
 }

@@ -22,7 +22,7 @@ type helpCase struct {
 // (groups) its usage must name. TestHelpCoversEveryCommand keeps it complete.
 var helpCases = []helpCase{
 	{path: nil, subs: []string{"serve", "migrate up", "migrate down", "migrate version", "user create", "user disable",
-		"user enable", "user set-role", "user reset-password", "session list", "session revoke", "keys generate", "version"}},
+		"user enable", "user set-role", "user reset-password", "session list", "session revoke", "session revoke-all", "keys generate", "version"}},
 	{path: []string{"serve"}, flags: []string{"--no-migrate", "--bootstrap-admin"}},
 	{path: []string{"migrate"}, subs: []string{"up", "down", "version"}},
 	{path: []string{"migrate", "up"}},
@@ -34,9 +34,10 @@ var helpCases = []helpCase{
 	{path: []string{"user", "enable"}},
 	{path: []string{"user", "set-role"}},
 	{path: []string{"user", "reset-password"}},
-	{path: []string{"session"}, subs: []string{"list", "revoke"}},
+	{path: []string{"session"}, subs: []string{"list", "revoke", "revoke-all"}},
 	{path: []string{"session", "list"}, flags: []string{"--user", "--include-revoked"}},
 	{path: []string{"session", "revoke"}, flags: []string{"--reason"}},
+	{path: []string{"session", "revoke-all"}, flags: []string{"--reason"}},
 	{path: []string{"keys"}, subs: []string{"generate"}},
 	{path: []string{"keys", "generate"}, flags: []string{"--out", "--alg"}},
 	{path: []string{"version"}},

@@ -40,6 +40,21 @@ user; its tokens are refused from then on.` + needsDB,
 				reason := fs.String("reason", "", "the `REASON` recorded with the revocation (default admin_revoke)")
 				return func(ctx context.Context, pos []string, e env) error { return sessionRevoke(ctx, pos[0], *reason, e) }
 			},
+		}, {
+			name:     "revoke-all",
+			synopsis: "[--reason REASON]",
+			summary:  "deny every token of every user minted until now (incident response)",
+			detail: `
+Record an issuer-wide cutoff as POST /sessions/revoke-all does, with no acting
+user: every access and refresh token of every user minted before it is
+refused from then on, by authd at once and by verifiers with their next poll
+or push; users must log in again. Then mark the sessions it covers revoked,
+in batches (the running servers also do this every 10 s), and print the
+cutoff's nbf and how many sessions were marked.` + needsDB,
+			define: func(fs *flag.FlagSet) runFunc {
+				reason := fs.String("reason", "", "the `REASON` recorded with the cutoff (default issuer_cutoff)")
+				return func(ctx context.Context, _ []string, e env) error { return sessionRevokeAll(ctx, *reason, e) }
+			},
 		}},
 	}
 }
@@ -86,6 +101,27 @@ func sessionRevoke(ctx context.Context, sid, reason string, e env) error {
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "%s: revoked\n", sid)
+	return nil
+}
+
+// sessionRevokeAll records the issuer-wide cutoff and sweeps its sessions.
+func sessionRevokeAll(ctx context.Context, reason string, e env) error {
+	a, err := openApp(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := a.Sessions.RevokeAll(ctx, reason, nil)
+	if err != nil {
+		return fmt.Errorf("revoke-all: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "cutoff recorded: every token with iat before %d (%s) is denied until %s\n",
+		c.NBF, time.Unix(c.NBF, 0).UTC().Format(time.RFC3339), time.Unix(c.Exp, 0).UTC().Format(time.RFC3339))
+	n, err := a.Sessions.SweepCutoffs(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke-all: the cutoff holds, but marking its sessions stopped after %d (the servers go on): %w", n, err)
+	}
+	fmt.Fprintf(e.stdout, "%d sessions marked revoked\n", n)
 	return nil
 }
 

@@ -181,7 +181,7 @@ func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) 
 	var (
 		u       postgres.User
 		reason  string
-		revoked []postgres.RevokedSession
+		revoked postgres.Revocations
 	)
 	err := m.db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
 		// The enabled admins first, then the user, each locked until the
@@ -225,14 +225,14 @@ func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) 
 		}
 		// In the same transaction as the change: it never commits without
 		// its revocations, so a retry has nothing to repair.
-		revoked, err = tx.RevokeUserSessions(id, "", postgres.RevokeRequest{Reason: reason, By: by, At: now})
+		revoked, err = tx.CutOffUser(postgres.UserCutoff{UserID: id, Reason: reason, By: by, Now: m.clock.Now})
 		return err
 	})
 	if err != nil {
 		return postgres.User{}, 0, userErr(err)
 	}
 	m.sessions.Announce(ctx, reason, revoked)
-	return u, len(revoked), nil
+	return u, revoked.Len(), nil
 }
 
 // ResetPassword sets the password of user id after checking the policy and
@@ -251,12 +251,12 @@ func (m *Service) ResetPassword(ctx context.Context, id, pw string, by *string) 
 	}
 	now := m.clock.Now()
 	_, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: id, Hash: hash, At: now,
-		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordReset, By: by, At: now}})
+		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordReset, By: by, At: now, Now: m.clock.Now}})
 	if err != nil {
 		return 0, userErr(err)
 	}
 	m.sessions.Announce(ctx, ReasonPasswordReset, revoked)
-	return len(revoked), nil
+	return revoked.Len(), nil
 }
 
 // ChangePassword changes the caller's password when current is right and
@@ -305,7 +305,7 @@ func (m *Service) changePassword(ctx context.Context, p session.Principal, curre
 		return 0, ErrWrongPassword
 	}
 	m.sessions.Announce(ctx, ReasonPasswordChange, revoked)
-	return len(revoked), nil
+	return revoked.Len(), nil
 }
 
 // RevokeAll revokes every live session of user id (ReasonAdminRevokeAll).

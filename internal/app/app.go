@@ -121,6 +121,8 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}
 	hasher := password.New(params)
 
+	a.Feed = feed.NewService(a.DB, a.Clock, feed.Config{Log: a.Log, OnRead: a.Metrics.FeedRead})
+	a.closers = append(a.closers, a.Feed.Close)
 	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
 	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{
 		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresAccountAnyIP: cfg.LoginMaxFailuresAccountAnyIP,
@@ -133,15 +135,14 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 			SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser,
 			IdleTTL: cfg.SessionIdleTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		},
-		Publisher: pub, Log: a.Log, Observer: a.Metrics,
+		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick,
 	})
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
 	})
-	a.Feed = feed.NewService(a.DB, a.Clock)
 	a.Pruner = &jobs.Pruner{
 		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
-		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan,
+		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan, Sweep: a.Sessions.SweepCutoffs,
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, Keys: a.Keys, Log: a.Log,

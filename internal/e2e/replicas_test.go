@@ -14,6 +14,7 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/clock"
+	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/verifier"
@@ -215,9 +216,11 @@ func TestReplicasVerifier(t *testing.T) {
 	if res, body := b.Do(t, http.MethodPost, "/logout", tr.AccessToken, "", nil); res.StatusCode != http.StatusOK {
 		t.Fatalf("logout on B: %d %s", res.StatusCode, body)
 	}
-	// A poll jitters by up to 10%; the slack covers a poll that was in
-	// flight during the logout and the request that then sees it.
-	authdtest.Eventually(t, time.Until(start.Add(poll+poll/10+500*time.Millisecond)), func() bool {
+	// A serves B's revocation once its feed follower has read it (within
+	// feed.DefaultInterval); a poll jitters by up to 10%; the slack covers
+	// a poll that was in flight during the logout and the request that
+	// then sees it.
+	authdtest.Eventually(t, time.Until(start.Add(feed.DefaultInterval+poll+poll/10+500*time.Millisecond)), func() bool {
 		_, err := v.Verify(context.Background(), tr.AccessToken)
 		if err != nil && !errors.Is(err, verifier.ErrRevoked) {
 			t.Fatalf("Verify: %v, want success or ErrRevoked", err)

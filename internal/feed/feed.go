@@ -1,5 +1,6 @@
-// Package feed serves the revocation snapshot verifiers poll, and owns the
-// cursor rule that keeps a polling verifier from ever missing a revocation.
+// Package feed serves the revocation feed verifiers poll, from memory, and
+// owns the cursor rule that keeps a polling verifier from ever missing a
+// revocation, and the rule that makes a cutoff exact at its boundary.
 //
 // # Why the cursor is held back
 //
@@ -26,15 +27,61 @@
 // clock skew between replicas (revoked_at comes from the replica that
 // revoked, P from the one that serves the poll) and for commit latency.
 // Reading the feed from a streaming replica would need the replica's lag added.
+//
+// # Served from memory
+//
+// Each replica's Service follows the database exactly as a verifier follows
+// the feed: every Interval it reads the revoked sessions and the cutoffs
+// stamped at or after its own cursor, merges them into memory, and moves its
+// cursor to P - Holdback of that read. So by the argument above, memory holds
+// every revocation stamped before the follower's cursor (that has not
+// expired), and a poll is answered from memory up to that cursor and never
+// past it: the cursor a verifier receives is the follower's. A verifier that
+// polls another replica next gets that replica's cursor, and each answer is
+// complete up to the cursor it carries, so switching replicas loses nothing.
+// A poll reads no rows from PostgreSQL; the replica's own revocations (Kick)
+// make its next poll catch up first, so a replica answers its own writes at
+// once. A follower that has not read the database for StaleAfter answers
+// polls with an error (503), never with a stale cursor that would keep a
+// verifier believing it is current.
+//
+// # Cutoffs, and why "minted before" is exact
+//
+// A user cutoff (every bulk revocation of a user) and the issuer-wide cutoff
+// (POST /sessions/revoke-all) deny every token whose iat is before their nbf,
+// and no other. Three facts make that exact at the second boundary:
+//
+//  1. A cutoff's time T is read only after everything minting a token it
+//     covers has finished or is held off: a user cutoff first locks the user
+//     row (a login inserts its session under FOR SHARE of it) and every
+//     unrevoked session of the user (a refresh holds its session FOR UPDATE
+//     while it mints); the issuer-wide cutoff first takes an advisory lock
+//     exclusively that every minting transaction holds shared. So every
+//     token minted before the cutoff was minted before T.
+//  2. nbf is the second after T (T truncated, plus one) and never below an
+//     earlier cutoff's nbf, so a token minted before T, whose iat is its
+//     mint time truncated to the second, has iat < nbf, and is denied.
+//  3. Every mint reads, inside its transaction and after taking those
+//     locks, the newest nbf that covers it (postgres.MintFloor) and stamps
+//     iat = max(now, nbf). A token minted after the cutoff therefore has
+//     iat >= nbf and is never denied by it, even within the second after T;
+//     the price is that such a token's iat may be up to a second ahead of
+//     the clock (authd and the verifier accept that much).
+//
+// A refresh token is cut off by the issuer-wide cutoff when its session was
+// last minted (created or refreshed) before T, by the same ordering. A user
+// cutoff marks the user's sessions revoked in its own transaction; the
+// issuer-wide one leaves that to a batched sweep, while authd's bearer check
+// and refresh honour it at once. The v2 representation does not list a
+// session revoked under a cutoff (every token of it has iat < nbf), and a
+// cutoff is served until its exp, the latest expiry of a token it denies.
 package feed
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"time"
 
-	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
 
@@ -69,29 +116,4 @@ func ParseSince(raw string, present bool) (time.Time, error) {
 // now. It is never later than now.
 func Cursor(now time.Time) int64 {
 	return now.Add(-Holdback).Unix() // Unix() floors, which only moves it earlier
-}
-
-// Service answers feed polls.
-type Service struct {
-	db    *postgres.DB
-	clock clock.Clock
-}
-
-// NewService wires a Service.
-func NewService(db *postgres.DB, c clock.Clock) *Service { return &Service{db: db, clock: c} }
-
-// Snapshot returns the revocations at or after since whose tokens are still
-// alive, and the cursor for the next poll. The clock is read before the query,
-// as the package comment requires. AppendJSON encodes the entries.
-func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]postgres.RevokedSession, int64, error) {
-	now := s.clock.Now()
-	cursor := Cursor(now)
-	entries, err := s.db.RevokedSince(ctx, since, now)
-	if err != nil {
-		return nil, 0, err
-	}
-	if entries == nil {
-		entries = []postgres.RevokedSession{}
-	}
-	return entries, cursor, nil
 }

@@ -118,6 +118,7 @@ var problems = []struct {
 	{session.ErrMalformedSID, http.StatusBadRequest, "the session id must be a UUID", ""},
 	{session.ErrBadReason, http.StatusBadRequest, "", ""},
 	{feed.ErrBadSince, http.StatusBadRequest, "", ""},
+	{postgres.ErrNoCutoffSchema, http.StatusServiceUnavailable, "", ""},
 	{account.ErrUsernameTaken, http.StatusConflict, "the username is taken", ""},
 	{account.ErrUserNotFound, http.StatusNotFound, "no user has this id", ""},
 	{account.ErrMalformedUserID, http.StatusBadRequest, "the user id must be a UUID", ""},
@@ -175,7 +176,7 @@ func toProblem(err error) (*problem, bool) {
 		return errBadToken, true
 	case errors.As(err, &le):
 		return newProblem(http.StatusTooManyRequests, throttledText(le)), true
-	case postgres.Unavailable(err):
+	case postgres.Unavailable(err) || errors.Is(err, feed.ErrStale):
 		return newProblem(http.StatusServiceUnavailable, errUnavailable), true
 	case errors.As(err, &pe):
 		return newProblem(http.StatusBadRequest, pe.Rule), true
@@ -207,7 +208,7 @@ func (h *handlers) handleError(err error, c echo.Context) {
 	}
 	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
-	} else if postgres.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) {
+	} else if postgres.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, feed.ErrStale) {
 		h.Log.WarnContext(c.Request().Context(), "database unavailable",
 			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "path", c.Request().URL.Path, "err", err)
 		c.Response().Header().Set("Retry-After", unavailableRetry)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -11,34 +12,112 @@ import (
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
-// revokedFeed is GET /sessions/revoked: the auto-pruned revocation snapshot.
+// revokedFeed is GET /sessions/revoked[?format=2][&since=…]: the revocation
+// feed, answered from the replica's memory (internal/feed). Without format
+// it is the v1 array, byte for byte as it always was. A full snapshot (no
+// since) carries a strong ETag, and If-None-Match naming it answers 304.
 func (h *handlers) revokedFeed(c echo.Context) error {
-	since, err := sinceFromQuery(c.Request().URL.RawQuery)
+	format, since, full, err := feedQuery(c.Request().URL.RawQuery)
 	if err != nil {
 		return err
 	}
-	entries, cursor, err := h.Feed.Snapshot(c.Request().Context(), since)
+	inm := c.Request().Header.Values("If-None-Match")
+	if err := checkIfNoneMatch(inm); err != nil {
+		return err
+	}
+	a, err := h.Feed.Poll(c.Request().Context(), format, since, full)
 	if err != nil {
 		return err
 	}
-	h.Metrics.FeedPolled(len(entries))
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-cache")
-	hd.Set(verifier.CursorHeader, strconv.FormatInt(cursor, 10))
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, feed.AppendJSON(make([]byte, 0, 16+len(entries)*100), entries))
+	hd.Set(verifier.CursorHeader, strconv.FormatInt(a.Cursor, 10))
+	if a.ETag != "" {
+		hd.Set("ETag", a.ETag)
+		if etagMatches(inm, a.ETag) {
+			return c.NoContent(http.StatusNotModified)
+		}
+	}
+	h.Metrics.FeedPolled(a.Entries)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.Body)
 }
 
-// sinceFromQuery reads since from the raw query string. A query string that
-// does not parse is a 400, never an absent since (which would widen the
-// answer to the full snapshot), and so is a repeated since.
-func sinceFromQuery(rawQuery string) (time.Time, error) {
+// errBadFormat: a format other than 1 or 2.
+var errBadFormat = newProblem(http.StatusBadRequest, "format must be 2, or absent for the v1 array")
+
+// feedQuery reads format and since from the raw query string. A query string
+// that does not parse is a 400, never an absent since (which would widen the
+// answer to the full snapshot), and so is a repeated parameter.
+func feedQuery(rawQuery string) (format int, since time.Time, full bool, err error) {
 	q, err := parseQuery(rawQuery)
 	if err != nil {
-		return time.Time{}, err
+		return 0, time.Time{}, false, err
+	}
+	f, fPresent, err := singleParam(q, "format")
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	format = feed.FormatV1
+	switch {
+	case !fPresent:
+	case f == "2":
+		format = feed.FormatV2
+	default:
+		return 0, time.Time{}, false, errBadFormat
 	}
 	raw, present, err := singleParam(q, "since")
 	if err != nil {
-		return time.Time{}, err
+		return 0, time.Time{}, false, err
 	}
-	return feed.ParseSince(raw, present)
+	since, err = feed.ParseSince(raw, present)
+	return format, since, err == nil && since.Unix() == 0, err
+}
+
+// sinceFromQuery reads since alone (the fuzz target's contract).
+func sinceFromQuery(rawQuery string) (time.Time, error) {
+	_, since, _, err := feedQuery(rawQuery)
+	return since, err
+}
+
+// maxIfNoneMatch bounds the If-None-Match a poll may send: authd's ETags are
+// 34 bytes, and a verifier sends one.
+const maxIfNoneMatch = 1024
+
+var errBadIfNoneMatch = newProblem(http.StatusBadRequest,
+	"If-None-Match must be * or a list of at most 1024 bytes of entity tags")
+
+// checkIfNoneMatch refuses an If-None-Match no client of the feed would
+// send: too long, repeated past the bound, or not entity tags (RFC 9110
+// section 8.8.3).
+func checkIfNoneMatch(values []string) error {
+	n := 0
+	for _, v := range values {
+		n += len(v)
+		if n > maxIfNoneMatch {
+			return errBadIfNoneMatch
+		}
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
+			if t == "*" || t == "" {
+				continue
+			}
+			if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' || strings.ContainsAny(t[1:len(t)-1], "\" \t\\") {
+				return errBadIfNoneMatch
+			}
+		}
+	}
+	return nil
+}
+
+// etagMatches is If-None-Match's weak comparison against the current ETag.
+func etagMatches(values []string, etag string) bool {
+	for _, v := range values {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
 }

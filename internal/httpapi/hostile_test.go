@@ -795,12 +795,22 @@ func feedCases() []hostileCase {
 	}
 	for name, q := range map[string]string{
 		"SinceZero": "?since=0", "Since12Zeros": "?since=000000000000", "SinceMax": "?since=999999999999",
-		"SinceUpperName": "?SINCE=abc", "FormatJSON": "?since=0&format=json", "FormatJunk": "?format=%00%ff",
-		"EmptyQuery": "?", "AmpersandOnly": "?&", "SinceAfterJunkName": "?%3D=1&since=1",
+		"SinceUpperName": "?SINCE=abc",
+		"EmptyQuery":     "?", "AmpersandOnly": "?&", "SinceAfterJunkName": "?%3D=1&since=1",
 	} {
 		add(name, q, 200) // unknown parameters are ignored
 	}
 	add("FormatTwice", "?format=a&format=b", 400) // any repeated parameter is refused
+	// format is 2 or absent; any other value is refused, never read as v1.
+	for name, q := range map[string]string{
+		"FormatJSON": "?since=0&format=json", "FormatJunk": "?format=%00%ff", "FormatOne": "?format=1",
+		"FormatThree": "?format=3", "FormatEmpty": "?format=", "FormatTwoSpace": "?format=2%20", "FormatZeroTwo": "?format=02",
+		"FormatTwiceTwo": "?format=2&format=2",
+	} {
+		add(name, q, 400)
+	}
+	add("FormatTwo", "?format=2", 200)
+	add("FormatTwoSince", "?format=2&since=1", 200)
 	slices.SortFunc(cs, func(a, b hostileCase) int { return strings.Compare(a.name, b.name) })
 	return cs
 }

@@ -96,3 +96,24 @@ func (h *handlers) revokeSession(c echo.Context) error {
 		RevokedByUserID: r.RevokedByUserID, AlreadyRevoked: r.AlreadyRevoked,
 	})
 }
+
+type revokeAllResponse struct {
+	NBF int64 `json:"nbf"`
+	Exp int64 `json:"exp"`
+}
+
+// revokeAll is POST /sessions/revoke-all (admin): the issuer-wide cutoff,
+// for incident response. Every token minted before nbf, of every user, the
+// caller's own included, is denied from now on.
+func (h *handlers) revokeAll(c echo.Context) error {
+	var req revokeRequest
+	if err := readJSON(c, &req, false); err != nil {
+		return err
+	}
+	p := principal(c)
+	cut, err := h.Sessions.RevokeAll(c.Request().Context(), req.Reason, &p.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, revokeAllResponse{NBF: cut.NBF, Exp: cut.Exp})
+}

@@ -34,7 +34,15 @@ type Pruner struct {
 	LoginFailures interface {
 		Prune(ctx context.Context) (int64, error)
 	}
+	// Sweep, if set, marks the sessions an issuer-wide cutoff covers
+	// revoked (session.Service.SweepCutoffs); Start runs it every
+	// SweepInterval.
+	Sweep func(ctx context.Context) (int, error)
 }
+
+// SweepInterval is how often the issuer-wide cutoff's sweep runs: the delay
+// before session lists and the v1 feed show what the cutoff already denies.
+const SweepInterval = 10 * time.Second
 
 // Run prunes once. The retention is counted from each session's absolute
 // expiry, so nothing a verifier could still need is removed: every token of a
@@ -44,6 +52,10 @@ func (p *Pruner) Run(ctx context.Context) (int64, error) {
 	defer cancel()
 	before := p.Clock.Now().Add(-p.Retention)
 	n, err := p.DB.DeleteSessionsExpiredBefore(ctx, before, pruneBatch)
+	if err == nil {
+		// Cutoffs are kept as long as the sessions they revoked.
+		_, err = p.DB.DeleteCutoffsExpiredBefore(ctx, before)
+	}
 	if p.OnRun != nil {
 		p.OnRun(n, err)
 	}
@@ -77,6 +89,15 @@ func Start(ctx context.Context, spec string, p *Pruner, log *slog.Logger) (*Sche
 	c := cron.New(cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)), cron.WithLogger(logger))
 	if _, err := c.AddFunc(spec, func() { _, _ = p.Run(ctx) }); err != nil {
 		return nil, err
+	}
+	if p.Sweep != nil {
+		c.Schedule(cron.Every(SweepInterval), cron.FuncJob(func() {
+			if n, err := p.Sweep(ctx); err != nil {
+				log.Error("sweep: failed; will retry on the next tick", "marked", n, "err", err)
+			} else if n > 0 {
+				log.Info("sweep: sessions of the issuer-wide cutoff marked revoked", "marked", n)
+			}
+		}))
 	}
 	c.Start()
 	return &Scheduler{c: c}, nil

@@ -43,6 +43,7 @@ type Metrics struct {
 	pruneRuns      *prometheus.CounterVec
 	pruneDeleted   prometheus.Counter
 	loginThrottled prometheus.Counter
+	feedReads      *prometheus.CounterVec
 }
 
 // New registers authd's collectors on reg, with the Go runtime and process
@@ -89,9 +90,13 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 		loginThrottled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "authd_login_throttled_total", Help: "Password attempts refused by the brute-force throttle (429).",
 		}),
+		feedReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authd_feed_follower_reads_total",
+			Help: "Reads of the database by the revocation feed's in-memory follower, by result (ok, error); polls themselves read nothing.",
+		}, []string{"result"}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
-		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
+		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled, m.feedReads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(buildinfo.Read()))
 	if pool != nil {
@@ -103,7 +108,21 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 	}
 	m.pruneRuns.WithLabelValues(PruneOK)
 	m.pruneRuns.WithLabelValues(PruneError)
+	m.feedReads.WithLabelValues(PruneOK)
+	m.feedReads.WithLabelValues(PruneError)
 	return m
+}
+
+// FeedRead counts one read of the database by the feed's follower.
+func (m *Metrics) FeedRead(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.feedReads.WithLabelValues(PruneError).Inc()
+		return
+	}
+	m.feedReads.WithLabelValues(PruneOK).Inc()
 }
 
 // buildInfoGauge is authd_build_info: always 1, its labels say which build

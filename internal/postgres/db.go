@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,8 @@ var (
 // DB is the connection pool and the statements run over it.
 type DB struct {
 	pool *pgxpool.Pool
+	// cutoffs: the schema has migration 000008 (RefreshSchema).
+	cutoffs atomic.Bool
 }
 
 // Open connects to url and checks the connection.
@@ -50,6 +53,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	// Unreadable before the first migration: the statements of the schema
+	// before 000008 serve until a later RefreshSchema sees it.
+	_ = db.RefreshSchema(ctx)
 	return db, nil
 }
 
@@ -121,6 +127,9 @@ func Unavailable(err error) bool {
 type Tx struct {
 	ctx context.Context
 	tx  pgx.Tx
+	// cutoffs: the schema has migration 000008, as the DB knew it when the
+	// transaction began.
+	cutoffs bool
 }
 
 // InTx runs fn in one transaction, committed if fn returns nil and rolled
@@ -130,7 +139,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		return fn(&Tx{ctx: ctx, tx: tx})
+		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load()})
 	})
 }
 

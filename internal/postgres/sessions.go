@@ -24,10 +24,14 @@ const MaxRevokeTx = 5 * time.Second
 // client cannot keep the transaction open either. Every statement of tx runs
 // under the bounded context.
 func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.inRevokeTx(ctx, false, fn)
+}
+
+func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, MaxRevokeTx)
 	defer cancel()
 	return db.InTx(ctx, func(tx *Tx) error {
-		if err := tx.setRevokeLimits(); err != nil {
+		if err := tx.setRevokeLimits(mint && tx.cutoffs); err != nil {
 			return err
 		}
 		return fn(tx)
@@ -35,11 +39,15 @@ func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 }
 
 // setRevokeLimits makes the server abort the transaction if a statement or
-// an idle gap outlasts MaxRevokeTx.
-func (tx *Tx) setRevokeLimits() error {
+// an idle gap outlasts MaxRevokeTx, and with mintLock takes issuerCutoffLock
+// shared, in the same round trip.
+func (tx *Tx) setRevokeLimits(mintLock bool) error {
 	ms := MaxRevokeTx.Milliseconds()
-	_, err := tx.tx.Exec(tx.ctx, fmt.Sprintf(
-		`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms))
+	q := fmt.Sprintf(`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms)
+	if mintLock {
+		q += fmt.Sprintf(`; SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock)
+	}
+	_, err := tx.tx.Exec(tx.ctx, q)
 	return err
 }
 
@@ -51,10 +59,19 @@ type RevokedSession struct {
 	JTI string
 	SID string
 	Exp int64
+	// Seq is the push sequence number of the revocation's message, set by
+	// the statements that revoke (0 on a schema without it, and in the
+	// feed's reads).
+	Seq int64 `db:"seq"`
+	// Cutoff: the session was revoked under a user or issuer-wide cutoff,
+	// which denies its tokens in the v2 feed.
+	Cutoff bool `db:"-"`
 }
 
-// revokedColumns are the RETURNING columns of a RevokedSession.
-const revokedColumns = `last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp`
+// revokedColumns are the RETURNING columns of a RevokedSession revoked now.
+func (tx *Tx) revokedColumns() string {
+	return `last_jti::text AS jti, id::text AS sid, extract(epoch FROM access_exp)::bigint AS exp, ` + tx.seqColumn() + ` AS seq`
+}
 
 // sessions.client_id comes with migration 000007, and a binary must run on
 // the schema before its own (migrations/README.md). So no statement of this
@@ -80,13 +97,15 @@ func noClientIDColumn(err error) bool {
 
 // NewSession is what a grant writes when it creates a session.
 type NewSession struct {
-	ID               string
-	UserID           string
+	ID     string
+	UserID string
+	// The fields that depend on when the first token was minted:
+	// CreateSessionMinting's mint function replaces them.
 	CreatedAt        time.Time
 	ExpiresAt        time.Time
-	RefreshTokenHash []byte // nil for client_credentials
 	JTI              string
 	AccessExp        time.Time
+	RefreshTokenHash []byte // nil for client_credentials
 	UserAgent        string
 	IP               string // empty when unknown
 	// ClientID is the OAuth client the session is issued to. It is not
@@ -104,6 +123,15 @@ type NewSession struct {
 	LimitReason string
 }
 
+// MintedSession is what the mint function of CreateSession made: the
+// session's first access token and the times that follow from it.
+type MintedSession struct {
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	JTI       string
+	AccessExp time.Time
+}
+
 // ErrUserChanged means the user's password, role or state changed between a
 // grant's password check and its session insert.
 var ErrUserChanged = errors.New("user changed during the grant")
@@ -116,13 +144,30 @@ var ErrUserChanged = errors.New("user changed during the grant")
 // and then re-check; ErrUserChanged when it no longer holds. Sessions beyond
 // MaxLive, oldest first, are revoked in the same transaction and returned.
 //
+// The first token is minted inside the transaction, by mint, once the
+// issuer-wide cutoff lock is held shared and the user's row FOR SHARE: it
+// gets the cutoffs no token may be minted before (MintFloor), and no new
+// cutoff of the user or the issuer can commit until this transaction has
+// (internal/feed argues the boundary).
+//
 // On a schema without sessions.client_id the insert is refused, the
 // transaction rolled back, and the session created again without its
 // client (NewSession.ClientID).
+//
+// CreateSession writes the token times s holds, for a token minted
+// beforehand; the grants use CreateSessionMinting.
 func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession, error) {
-	evicted, err := db.createSession(ctx, s, s.ClientID != "")
+	return db.CreateSessionMinting(ctx, s, func(MintFloor) (MintedSession, error) {
+		return MintedSession{CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, JTI: s.JTI, AccessExp: s.AccessExp}, nil
+	})
+}
+
+// CreateSessionMinting is CreateSession with the first token minted by mint,
+// inside the transaction.
+func (db *DB) CreateSessionMinting(ctx context.Context, s NewSession, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
+	evicted, err := db.createSession(ctx, s, s.ClientID != "", mint)
 	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
-		evicted, err = db.createSession(ctx, s, false)
+		evicted, err = db.createSession(ctx, s, false, mint)
 	}
 	return evicted, err
 }
@@ -142,13 +187,21 @@ const (
 			FOR SHARE OF u`
 )
 
-func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool) ([]RevokedSession, error) {
+func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
 	var evicted []RevokedSession
-	err := db.InRevokeTx(ctx, func(tx *Tx) error {
+	err := db.InMintTx(ctx, func(tx *Tx) error {
+		floor, err := tx.lockMintFloor(s.UserID)
+		if err != nil {
+			return err
+		}
+		m, err := mint(floor)
+		if err != nil {
+			return err
+		}
 		q := insertSession
 		args := pgx.NamedArgs{
-			"id": s.ID, "user_id": s.UserID, "created_at": s.CreatedAt, "expires_at": s.ExpiresAt,
-			"hash": s.RefreshTokenHash, "jti": s.JTI, "access_exp": s.AccessExp, "ua": s.UserAgent, "ip": s.IP,
+			"id": s.ID, "user_id": s.UserID, "created_at": m.CreatedAt, "expires_at": m.ExpiresAt,
+			"hash": s.RefreshTokenHash, "jti": m.JTI, "access_exp": m.AccessExp, "ua": s.UserAgent, "ip": s.IP,
 			"cv": s.UserCredentialsVersion, "role": s.UserRole,
 		}
 		if withClient {
@@ -166,13 +219,13 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool) 
 		}
 		// Served by sessions_user_id_created_at_idx; reads at most MaxLive
 		// rows past the ones it revokes.
-		const evict = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason
+		evict := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason
 			WHERE id IN (SELECT id FROM sessions
 				WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at
 				ORDER BY created_at DESC, id DESC OFFSET @max)
 			  AND revoked_at IS NULL
-			RETURNING ` + revokedColumns
-		rows, _ := tx.tx.Query(tx.ctx, evict, pgx.NamedArgs{"at": s.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
+			RETURNING ` + tx.revokedColumns()
+		rows, _ := tx.tx.Query(tx.ctx, evict, pgx.NamedArgs{"at": m.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
 		evicted, err = pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 		if err != nil {
 			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
@@ -208,6 +261,9 @@ type RefreshRow struct {
 	// ClientIDColumn: the schema has sessions.client_id, so a Rotation may
 	// bind the session's client.
 	ClientIDColumn bool
+	// Floor is the earliest iat the refresh may mint with; a session last
+	// minted before Floor.IssuerCutAt is cut off.
+	Floor MintFloor
 }
 
 // LockSessionByRefreshHash finds the session whose current refresh token,
@@ -215,23 +271,36 @@ type RefreshRow struct {
 // the transaction: FOR UPDATE, so concurrent refreshes with one token queue
 // up and the second sees the first's rotation (as a reuse). ErrNotFound when
 // no session knows the hash. Run it in InRevokeTx: its caller may revoke.
+//
+// The row's user floor is read without locking the user: a cutoff of the
+// user waits for this session's lock, so it is decided after this refresh
+// commits, and its nbf is later than anything this refresh mints.
 func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
-	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
+	const cols = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
-			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `
+			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn
+	const from = `
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
 		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
 		LIMIT 1
 		FOR UPDATE OF s`
 	var r RefreshRow
-	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
+	dest := []any{&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
 		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
-		&r.ClientID, &r.ClientIDColumn)
-	if err != nil {
+		&r.ClientID, &r.ClientIDColumn}
+	q := cols + from
+	var at *time.Time
+	var reason *string
+	if tx.cutoffs {
+		q = cols + `, u.tokens_nbf, ` + issuerColumns + from
+		dest = append(dest, &r.Floor.UserNBF, &r.Floor.IssuerNBF, &at, &reason)
+	}
+	if err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(dest...); err != nil {
 		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
 	}
+	r.Floor.setIssuer(at, reason)
 	return r, nil
 }
 
@@ -283,6 +352,16 @@ type RevokeRequest struct {
 	Reason string
 	By     *string // the acting user; nil when the session's own user or the system revoked
 	At     time.Time
+	// Now, when set, gives the time of a user cutoff the request becomes,
+	// read once the sessions are locked (Tx.CutOffUser); At when nil.
+	Now func() time.Time
+}
+
+func (r RevokeRequest) now() func() time.Time {
+	if r.Now != nil {
+		return r.Now
+	}
+	return func() time.Time { return r.At }
 }
 
 // RevokeResult is a session one call revoked: the entry for verifiers and
@@ -311,13 +390,13 @@ func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*RevokeResult
 // first time, reason and actor and gets nil, as does an unknown sid. Run it
 // in InRevokeTx.
 func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
-	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
+	q := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE id = @sid AND revoked_at IS NULL
-		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint,
+		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint, ` + tx.seqColumn() + `,
 			revoked_at, revoked_reason, revoked_by_user_id::text`
 	var out RevokeResult
 	err := tx.tx.QueryRow(tx.ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}).
-		Scan(&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID)
+		Scan(&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.Entry.Seq, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil
@@ -344,10 +423,10 @@ func (db *DB) RevokeUserSessions(ctx context.Context, userID, except string, r R
 // sessions revoked before keep their first revocation. r.SID is ignored. Run
 // it in InRevokeTx.
 func (tx *Tx) RevokeUserSessions(userID, except string, r RevokeRequest) ([]RevokedSession, error) {
-	const q = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
+	q := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE user_id = @uid AND revoked_at IS NULL AND expires_at > @at
 		  AND (@except = '' OR id::text <> @except)
-		RETURNING ` + revokedColumns
+		RETURNING ` + tx.revokedColumns()
 	rows, _ := tx.tx.Query(tx.ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "uid": userID, "except": except})
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 	if err != nil {
@@ -373,6 +452,23 @@ type SessionAuth struct {
 	// identity's name if it is of one (what client_credentials records),
 	// and is empty otherwise.
 	ClientID string
+	// NBF is the later of the user's and the issuer-wide cutoff (Unix
+	// seconds, 0 when none): an access token with an earlier iat is denied.
+	NBF int64
+	// IssuerCutAt is when the newest issuer-wide cutoff was decided (zero
+	// when none): a session last minted before it is cut off, its refresh
+	// token included.
+	IssuerCutAt time.Time
+}
+
+// CutOff reports whether an access token of the session issued at iat (Unix
+// seconds; 0 when it has none) is denied by a cutoff.
+func (a SessionAuth) CutOff(iat int64) bool { return iat < a.NBF }
+
+// RefreshCutOff reports whether the session's refresh token is denied by
+// the issuer-wide cutoff: it was last minted before the cutoff was decided.
+func (a SessionAuth) RefreshCutOff() bool {
+	return !a.IssuerCutAt.IsZero() && a.LastActive.Before(a.IssuerCutAt)
 }
 
 const (
@@ -383,32 +479,54 @@ const (
 	sessionClientColumn = `, COALESCE(` + storedClientID + `, CASE WHEN u.role = 'service' THEN u.username END, '')`
 )
 
-func scanSessionAuth(row pgx.Row, a *SessionAuth, withClient bool) error {
+// cutoffColumns follow the others where the schema has cutoffs: the later
+// of the user's and the issuer-wide cutoff, and when the issuer-wide one was
+// decided.
+const cutoffColumns = `, GREATEST(u.tokens_nbf,
+		COALESCE((SELECT nbf FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1), 0)),
+	(SELECT revoked_at FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1)`
+
+// loadSessionAuth runs SELECT columns[, client][, cutoffs] from, and scans
+// it into a SessionAuth.
+func (db *DB) loadSessionAuth(ctx context.Context, from string, arg any, withClient bool) (SessionAuth, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	var a SessionAuth
+	q := `SELECT ` + sessionAuthColumns
+	dest := []any{&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive}
 	if withClient {
-		return row.Scan(&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive, &a.ClientID)
+		q += sessionClientColumn
+		dest = append(dest, &a.ClientID)
 	}
-	return row.Scan(&a.SID, &a.UserID, &a.Role, &a.UserDisabled, &a.ExpiresAt, &a.RevokedAt, &a.LastActive)
+	var cutAt *time.Time
+	if db.Cutoffs() {
+		q += cutoffColumns
+		dest = append(dest, &a.NBF, &cutAt)
+	}
+	if err := db.pool.QueryRow(ctx, q+` FROM sessions s JOIN users u ON u.id = s.user_id `+from, arg).Scan(dest...); err != nil {
+		return SessionAuth{}, translate(err)
+	}
+	if cutAt != nil {
+		a.IssuerCutAt = *cutAt
+	}
+	return a, nil
 }
 
 // SessionAuthByID loads the session sid with its user's role and state,
 // without ClientID: the bearer check of every request runs it.
 func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, error) {
-	const q = `SELECT ` + sessionAuthColumns + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
-	return db.sessionAuthByID(ctx, q, sid, false)
+	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, sid, false)
+	if err != nil {
+		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, err)
+	}
+	return a, nil
 }
 
 // SessionClientByID is SessionAuthByID with ClientID.
 func (db *DB) SessionClientByID(ctx context.Context, sid string) (SessionAuth, error) {
-	const q = `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
-	return db.sessionAuthByID(ctx, q, sid, true)
-}
-
-func (db *DB) sessionAuthByID(ctx context.Context, q, sid string, withClient bool) (SessionAuth, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	var a SessionAuth
-	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, sid), &a, withClient); err != nil {
-		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, translate(err))
+	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, sid, true)
+	if err != nil {
+		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, err)
 	}
 	return a, nil
 }
@@ -418,13 +536,9 @@ func (db *DB) sessionAuthByID(ctx context.Context, q, sid string, withClient boo
 // its ClientID; it locks nothing. ErrNotFound when no session's current
 // token has hash.
 func (db *DB) SessionAuthByRefreshHash(ctx context.Context, hash []byte) (SessionAuth, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	const q = `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.refresh_token_hash = $1`
-	var a SessionAuth
-	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, hash), &a, true); err != nil {
-		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", translate(err))
+	a, err := db.loadSessionAuth(ctx, `WHERE s.refresh_token_hash = $1`, hash, true)
+	if err != nil {
+		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", err)
 	}
 	return a, nil
 }
@@ -519,6 +633,37 @@ func (db *DB) RevokedSince(ctx context.Context, since, now time.Time) ([]Revoked
 	})
 	if err != nil {
 		return nil, fmt.Errorf("revoked since %s: %w", since.UTC().Format(time.RFC3339), err)
+	}
+	return out, nil
+}
+
+// FeedSession is a revoked session as the feed's follower keeps it.
+type FeedSession struct {
+	RevokedSession
+	RevokedAt time.Time
+}
+
+// FeedSince is RevokedSince for the feed's follower: each entry with its
+// revocation time and whether a cutoff covers it.
+func (db *DB) FeedSince(ctx context.Context, since, now time.Time) ([]FeedSession, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	cutoff := `false`
+	if db.Cutoffs() {
+		cutoff = `revoked_cutoff_id IS NOT NULL`
+	}
+	q := `SELECT last_jti::text, id::text, extract(epoch FROM access_exp)::bigint, revoked_at, ` + cutoff + `
+		FROM sessions
+		WHERE revoked_at IS NOT NULL AND revoked_at >= $1 AND access_exp > $2
+		ORDER BY revoked_at, id`
+	rows, _ := db.pool.Query(ctx, q, since, now)
+	var e FeedSession
+	out, err := pgx.AppendRows(make([]FeedSession, 0, 64), rows, func(r pgx.CollectableRow) (FeedSession, error) {
+		err := r.Scan(&e.JTI, &e.SID, &e.Exp, &e.RevokedAt, &e.Cutoff)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("feed since %s: %w", since.UTC().Format(time.RFC3339), err)
 	}
 	return out, nil
 }

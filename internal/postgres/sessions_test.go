@@ -304,9 +304,10 @@ func TestRevokeSession(t *testing.T) {
 		if err != nil || r == nil {
 			t.Fatalf("RevokeSession = %v, %v", r, err)
 		}
-		want := postgres.RevokedSession{JTI: ns.JTI, SID: ns.ID, Exp: ns.AccessExp.Unix()}
+		// Seq is the push sequence's next number: any positive one.
+		want := postgres.RevokedSession{JTI: ns.JTI, SID: ns.ID, Exp: ns.AccessExp.Unix(), Seq: r.Entry.Seq}
 		s := sessionRow(t, db, ns.ID)
-		if r.Entry != want || !r.RevokedAt.Equal(*s.RevokedAt) || !r.RevokedAt.Equal(at.Truncate(time.Microsecond)) ||
+		if r.Entry != want || r.Entry.Seq <= 0 || !r.RevokedAt.Equal(*s.RevokedAt) || !r.RevokedAt.Equal(at.Truncate(time.Microsecond)) ||
 			r.RevokedReason != "admin_revoke" || r.RevokedByUserID == nil || *r.RevokedByUserID != admin.ID {
 			t.Fatalf("RevokeSession = %+v, want entry %+v and the row %+v", r, want, s)
 		}

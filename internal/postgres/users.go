@@ -178,8 +178,10 @@ type PasswordChange struct {
 }
 
 // SetPasswordHash applies c; changed reports whether it wrote, and revoked
-// lists the sessions it revoked. ErrNotFound when no user has the id.
-func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bool, revoked []RevokedSession, err error) {
+// what it revoked: without KeepSID, all of the user's sessions under a user
+// cutoff (Tx.CutOffUser, its time read from c.Revoke.Now, or c.Revoke.At
+// when that is nil). ErrNotFound when no user has the id.
+func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bool, revoked Revocations, err error) {
 	err = db.InRevokeTx(ctx, func(tx *Tx) error {
 		const q = `WITH u AS (
 				UPDATE users SET password_hash = $3, updated_at = $4, credentials_version = credentials_version + 1
@@ -196,11 +198,15 @@ func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bo
 			return nil
 		}
 		var err error
-		revoked, err = tx.RevokeUserSessions(c.UserID, c.KeepSID, *c.Revoke)
+		if c.KeepSID == "" {
+			revoked, err = tx.CutOffUser(UserCutoff{UserID: c.UserID, Reason: c.Revoke.Reason, By: c.Revoke.By, Now: c.Revoke.now()})
+			return err
+		}
+		revoked.Sessions, err = tx.RevokeUserSessions(c.UserID, c.KeepSID, *c.Revoke)
 		return err
 	})
 	if err != nil {
-		return false, nil, err
+		return false, Revocations{}, err
 	}
 	return changed, revoked, nil
 }

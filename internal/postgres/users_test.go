@@ -220,7 +220,7 @@ func TestSetPasswordHash(t *testing.T) {
 		at := t0.Add(time.Minute)
 		changed, revoked, err := db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: u.ID, Expected: &u.PasswordHash, Hash: "new", At: at,
 			Revoke: &postgres.RevokeRequest{Reason: "password_change", By: &u.ID, At: at}, KeepSID: keep})
-		if err != nil || !changed || len(revoked) != 1 || revoked[0].SID != other {
+		if err != nil || !changed || revoked.Len() != 1 || revoked.Sessions[0].SID != other || revoked.Cutoff != nil {
 			t.Fatalf("SetPasswordHash = %v, %+v, %v; want %s revoked", changed, revoked, err, other)
 		}
 		back, _ := db.UserByID(ctx, u.ID)
@@ -240,7 +240,7 @@ func TestSetPasswordHash(t *testing.T) {
 		stale := "an older hash"
 		changed, revoked, err := db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: u.ID, Expected: &stale, Hash: "new", At: t0,
 			Revoke: &postgres.RevokeRequest{Reason: "password_change", At: t0}})
-		if err != nil || changed || len(revoked) != 0 {
+		if err != nil || changed || revoked.Len() != 0 {
 			t.Fatalf("SetPasswordHash = %v, %+v, %v; want nothing written", changed, revoked, err)
 		}
 		if back, _ := db.UserByID(ctx, u.ID); back != u {

@@ -47,14 +47,14 @@ const (
 // Publisher announces committed revocations. Implementations must not block
 // and must not return errors: pull is the contract.
 type Publisher interface {
-	Publish(ctx context.Context, entries []verifier.Revocation)
+	Publish(ctx context.Context, entries []verifier.Message)
 }
 
 // Nop publishes nothing; it is used when AUTHD_REDIS_URL is empty.
 type Nop struct{}
 
 // Publish does nothing.
-func (Nop) Publish(context.Context, []verifier.Revocation) {}
+func (Nop) Publish(context.Context, []verifier.Message) {}
 
 // Config configures a Redis publisher. Only URL and Log are required.
 type Config struct {
@@ -187,7 +187,7 @@ func setDefault[T int | time.Duration](v *T, def T) {
 
 // Publish queues the entries and returns at once. Entries that do not fit
 // are dropped and counted.
-func (r *Redis) Publish(_ context.Context, entries []verifier.Revocation) {
+func (r *Redis) Publish(_ context.Context, entries []verifier.Message) {
 	if len(entries) == 0 {
 		return
 	}
@@ -321,8 +321,8 @@ func (r *Redis) probe() error {
 }
 
 // send publishes batch in one pipeline; the message format is the one
-// verifier.PushChannel documents (one verifier.Revocation as JSON).
-func (r *Redis) send(batch []verifier.Revocation) error {
+// verifier.PushChannel documents (one verifier.Message as JSON).
+func (r *Redis) send(batch []verifier.Message) error {
 	ctx, cancel := context.WithTimeout(r.hardStop, r.cfg.SendTimeout)
 	defer cancel()
 	pipe := r.client.Pipeline()
@@ -339,13 +339,13 @@ func (r *Redis) send(batch []verifier.Revocation) error {
 // is not yet pushed.
 type queue struct {
 	mu     sync.Mutex
-	items  []verifier.Revocation
+	items  []verifier.Message
 	limit  int
 	closed bool
 }
 
 // push appends what fits and reports how many entries did not.
-func (q *queue) push(es []verifier.Revocation) (dropped int, closed bool) {
+func (q *queue) push(es []verifier.Message) (dropped int, closed bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
@@ -357,10 +357,10 @@ func (q *queue) push(es []verifier.Revocation) (dropped int, closed bool) {
 }
 
 // peek copies up to n entries from the head.
-func (q *queue) peek(n int) []verifier.Revocation {
+func (q *queue) peek(n int) []verifier.Message {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return append([]verifier.Revocation(nil), q.items[:min(n, len(q.items))]...)
+	return append([]verifier.Message(nil), q.items[:min(n, len(q.items))]...)
 }
 
 // pop removes n entries from the head. Reslicing keeps append amortized;

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,11 +28,11 @@ const deadline = 30 * time.Second
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // entries returns n revocations unique to this test run, numbered by Exp.
-func entries(n int) []verifier.Revocation {
+func entries(n int) []verifier.Message {
 	run := uuid.NewString()[:8]
-	out := make([]verifier.Revocation, n)
+	out := make([]verifier.Message, n)
 	for i := range out {
-		out[i] = verifier.Revocation{JTI: fmt.Sprintf("%s-%08d-jti", run, i), SID: uuid.NewString(), Exp: int64(1_800_000_000 + i)}
+		out[i] = verifier.Message{JTI: fmt.Sprintf("%s-%08d-jti", run, i), SID: uuid.NewString(), Exp: int64(1_800_000_000 + i)}
 	}
 	return out
 }
@@ -43,7 +44,7 @@ type subscriber struct {
 	want map[string]bool // JTIs of this test's entries
 }
 
-func subscribe(t *testing.T, url string, es []verifier.Revocation) *subscriber {
+func subscribe(t *testing.T, url string, es []verifier.Message) *subscriber {
 	t.Helper()
 	opt, err := redis.ParseURL(url)
 	if err != nil {
@@ -67,7 +68,7 @@ func subscribe(t *testing.T, url string, es []verifier.Revocation) *subscriber {
 
 // next returns the next message about this test's entries (other packages
 // publish on the same channel at the same time), with its raw payload.
-func (s *subscriber) next(t *testing.T) (verifier.Revocation, string) {
+func (s *subscriber) next(t *testing.T) (verifier.Message, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
@@ -76,7 +77,7 @@ func (s *subscriber) next(t *testing.T) (verifier.Revocation, string) {
 		if err != nil {
 			t.Fatalf("no push message: %v", err)
 		}
-		var e verifier.Revocation
+		var e verifier.Message
 		if err := json.Unmarshal([]byte(msg.Payload), &e); err != nil {
 			continue // not ours: someone else's test may publish anything
 		}
@@ -88,7 +89,7 @@ func (s *subscriber) next(t *testing.T) (verifier.Revocation, string) {
 
 // expectInOrder reads until every entry of want has arrived, in order.
 // Delivery is at least once, so a repeat of an entry already seen is allowed.
-func (s *subscriber) expectInOrder(t *testing.T, want []verifier.Revocation) {
+func (s *subscriber) expectInOrder(t *testing.T, want []verifier.Message) {
 	t.Helper()
 	seen := map[string]bool{}
 	for i := 0; i < len(want); {
@@ -96,10 +97,10 @@ func (s *subscriber) expectInOrder(t *testing.T, want []verifier.Revocation) {
 		if seen[got.JTI] {
 			continue
 		}
-		if got != want[i] {
+		if !reflect.DeepEqual(got, want[i]) {
 			t.Fatalf("message %d = %+v, want %+v", i, got, want[i])
 		}
-		// The wire format is unchanged: encoding/json of verifier.Revocation.
+		// The wire format is unchanged: encoding/json of verifier.Message.
 		if exp, _ := json.Marshal(want[i]); payload != string(exp) {
 			t.Fatalf("payload %s, want %s", payload, exp)
 		}
@@ -229,7 +230,7 @@ func TestUnreachableRedis(t *testing.T) {
 	})
 	es := entries(25)
 	for _, e := range es {
-		pub.Publish(context.Background(), []verifier.Revocation{e})
+		pub.Publish(context.Background(), []verifier.Message{e})
 	}
 	st.nextWait(t) // the first send failed and the publisher is backing off
 	if s := pub.Stats(); s.Queued != 10 || s.Dropped != 15 || drops.Load() != 15 || s.Published != 0 {
@@ -307,7 +308,7 @@ func TestCutAndRestore(t *testing.T) {
 			opt, _ := redis.ParseURL(url)
 			px := newProxy(t, opt.Addr)
 			warm, es := entries(1), entries(200)
-			sub := subscribe(t, url, append(append([]verifier.Revocation{}, warm...), es...))
+			sub := subscribe(t, url, append(append([]verifier.Message{}, warm...), es...))
 			pub := newPublisher(t, push.Config{
 				URL: "redis://" + px.addr() + "/" + fmt.Sprint(opt.DB), BatchSize: 16,
 				SendTimeout: 300 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
@@ -386,7 +387,7 @@ func BenchmarkPublishRedisDown(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer pub.Close()
-	e := []verifier.Revocation{{JTI: uuid.NewString(), SID: uuid.NewString(), Exp: 1_800_000_000}}
+	e := []verifier.Message{{JTI: uuid.NewString(), SID: uuid.NewString(), Exp: 1_800_000_000}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/token"
 )
 
 // Authenticate checks a bearer access token: signature and claims offline,
@@ -27,5 +28,19 @@ func (s *Service) Authenticate(ctx context.Context, bearer string, allowRevoked 
 	if a.UserID != c.Subject || a.UserDisabled || (a.RevokedAt != nil && !allowRevoked) {
 		return Principal{}, ErrInvalidToken
 	}
+	// A cutoff denies the token at once, before the issuer-wide one's sweep
+	// has marked the session. Logout still accepts it, as a revoked session.
+	if a.CutOff(issuedAt(c)) && !allowRevoked {
+		return Principal{}, ErrInvalidToken
+	}
 	return Principal{UserID: a.UserID, SID: c.SID, JTI: c.ID, Role: a.Role, Revoked: a.RevokedAt != nil}, nil
+}
+
+// issuedAt is the token's iat in Unix seconds, 0 when it has none (so that
+// every cutoff denies it).
+func issuedAt(c *token.Claims) int64 {
+	if c.IssuedAt == nil {
+		return 0
+	}
+	return c.IssuedAt.Unix()
 }

@@ -152,36 +152,45 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	case clientID == "":
 		clientID = DefaultClientID
 	}
-	now := s.clock.Now()
 	sid := uuid.NewString()
-	end := now.Add(s.limits.SessionTTL)
-	minted, err := s.signer.MintAccess(token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end})
-	if err != nil {
-		return Grant{}, err
-	}
 	ns := postgres.NewSession{
-		ID: sid, UserID: u.ID, CreatedAt: now, ExpiresAt: end,
-		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
+		ID: sid, UserID: u.ID, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
 	}
-	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid, ClientID: clientID}
+	g := Grant{SID: sid, ClientID: clientID}
 	if withRefresh {
+		var err error
 		if g.RefreshToken, err = token.NewRefresh(); err != nil {
 			return Grant{}, err
 		}
 		ns.RefreshTokenHash = token.HashRefresh(g.RefreshToken)
-	} else {
-		ns.ExpiresAt = minted.ExpiresAt
 	}
-	evicted, err := s.db.CreateSession(ctx, ns)
+	// Minted inside the session's transaction, after the cutoffs it must
+	// respect are known and locked (postgres.CreateSession).
+	mint := func(f postgres.MintFloor) (postgres.MintedSession, error) {
+		now := s.clock.Now()
+		end := now.Add(s.limits.SessionTTL)
+		minted, err := s.signer.MintAccess(token.Access{
+			Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end, MinIssuedAt: f.Min(),
+		})
+		if err != nil {
+			return postgres.MintedSession{}, err
+		}
+		if !withRefresh {
+			end = minted.ExpiresAt
+		}
+		g.AccessToken, g.ExpiresIn = minted.Token, expiresIn(minted, now)
+		return postgres.MintedSession{CreatedAt: now, ExpiresAt: end, JTI: minted.JTI, AccessExp: minted.ExpiresAt}, nil
+	}
+	evicted, err := s.db.CreateSessionMinting(ctx, ns, mint)
 	if err != nil {
 		if errors.Is(err, postgres.ErrUserChanged) {
 			return Grant{}, ErrInvalidCredentials
 		}
 		return Grant{}, err
 	}
-	s.Announce(ctx, ReasonSessionLimit, evicted)
+	s.Announce(ctx, ReasonSessionLimit, postgres.Revocations{Sessions: evicted})
 	s.obs.TokenIssued(grant)
 	return g, nil
 }
@@ -217,8 +226,9 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		idle    bool
 		revoked *postgres.RevokeResult
 	)
-	// A revoking transaction: the reuse path revokes.
-	err := s.db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
+	// A revoking transaction, since the reuse path revokes, and a minting
+	// one (postgres.InMintTx).
+	err := s.db.InMintTx(ctx, func(tx *postgres.Tx) error {
 		// Locked FOR UPDATE: concurrent refreshes with one token queue up
 		// here, and the second finds the token rotated away, as a reuse.
 		st, err := tx.LockSessionByRefreshHash(token.HashRefresh(refresh))
@@ -261,6 +271,11 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		if st.Revoked || st.UserDisabled || !now.Before(st.ExpiresAt) {
 			return ErrInvalidRefresh
 		}
+		// Last minted before the issuer-wide cutoff: its tokens are denied,
+		// this one included, and the cutoff's sweep marks the row revoked.
+		if !st.Floor.IssuerCutAt.IsZero() && st.LastActive.Before(st.Floor.IssuerCutAt) {
+			return ErrInvalidRefresh
+		}
 		if !sameClient {
 			return ErrClientMismatch
 		}
@@ -272,6 +287,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		}
 		minted, err := s.signer.MintAccess(token.Access{
 			Subject: st.UserID, SID: st.SessionID, Role: st.Role, ClientID: clientID, NotAfter: st.ExpiresAt,
+			MinIssuedAt: st.Floor.Min(),
 		})
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second
@@ -302,12 +318,12 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		return Grant{}, ErrRefreshRaced
 	case idle:
 		if revoked != nil {
-			s.Announce(ctx, ReasonIdleTimeout, []postgres.RevokedSession{revoked.Entry})
+			s.Announce(ctx, ReasonIdleTimeout, postgres.Revocations{Sessions: []postgres.RevokedSession{revoked.Entry}})
 		}
 		return Grant{}, ErrInvalidRefresh
 	case reused:
 		if revoked != nil {
-			s.Announce(ctx, ReasonRefreshReuse, []postgres.RevokedSession{revoked.Entry})
+			s.Announce(ctx, ReasonRefreshReuse, postgres.Revocations{Sessions: []postgres.RevokedSession{revoked.Entry}})
 		}
 		s.obs.RefreshReused()
 		return Grant{}, ErrRefreshReused

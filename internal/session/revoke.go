@@ -28,7 +28,7 @@ func (s *Service) Logout(ctx context.Context, p Principal) (already bool, err er
 	if e == nil { // revoked by someone else since Authenticate
 		return true, nil
 	}
-	s.Announce(ctx, ReasonUserLogout, []postgres.RevokedSession{e.Entry})
+	s.Announce(ctx, ReasonUserLogout, postgres.Revocations{Sessions: []postgres.RevokedSession{e.Entry}})
 	return false, nil
 }
 
@@ -41,6 +41,8 @@ func (s *Service) LogoutAll(ctx context.Context, p Principal) (int, error) {
 // RevokeUser revokes every live session of userID except the session except
 // (empty: none) with reason, recording by as the actor (nil: the system), and
 // publishes each revocation. It is the one path every bulk revocation takes.
+// Without an exception it is a user cutoff (postgres.Tx.CutOffUser): the
+// feed's v2 form serves it as one entry, whatever the number of sessions.
 func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string, by *string) (int, error) {
 	return s.RevokeUserLabelled(ctx, userID, except, reason, reason, by)
 }
@@ -49,26 +51,99 @@ func (s *Service) RevokeUser(ctx context.Context, userID, except, reason string,
 // checked with CheckReason) announced under label, one of the bounded
 // reason constants, so the metric's label values stay few.
 func (s *Service) RevokeUserLabelled(ctx context.Context, userID, except, reason, label string, by *string) (int, error) {
-	entries, err := s.db.RevokeUserSessions(ctx, userID, except, postgres.RevokeRequest{
-		Reason: reason, By: by, At: s.clock.Now(),
-	})
+	var r postgres.Revocations
+	var err error
+	if except == "" {
+		r, err = s.db.CutOffUser(ctx, postgres.UserCutoff{UserID: userID, Reason: reason, By: by, Now: s.clock.Now})
+		if errors.Is(err, postgres.ErrNotFound) {
+			return 0, nil // no such user, so no session of it either
+		}
+	} else {
+		r.Sessions, err = s.db.RevokeUserSessions(ctx, userID, except, postgres.RevokeRequest{
+			Reason: reason, By: by, At: s.clock.Now(),
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
-	s.Announce(ctx, label, entries)
-	return len(entries), nil
+	s.Announce(ctx, label, r)
+	return r.Len(), nil
 }
 
-// Announce reports committed revocations: to the observer and, as
-// verifier.Revocation wire entries, on the push channel. Every revocation
+// ReasonIssuerCutoff is the reason of an issuer-wide cutoff whose admin gave
+// none.
+const ReasonIssuerCutoff = "issuer_cutoff"
+
+// RevokeAll records an issuer-wide cutoff: every access and refresh token
+// minted before it, of every user, is denied at once by authd and by every
+// verifier that reads the v2 feed; the sessions are marked revoked
+// afterwards, in batches, by SweepCutoffs. It returns the cutoff's nbf.
+// An empty reason means ReasonIssuerCutoff.
+func (s *Service) RevokeAll(ctx context.Context, reason string, by *string) (postgres.Cutoff, error) {
+	if reason == "" {
+		reason = ReasonIssuerCutoff
+	}
+	if err := CheckReason(reason); err != nil {
+		return postgres.Cutoff{}, err
+	}
+	c, err := s.db.CutOffIssuer(ctx, postgres.IssuerCutoff{
+		Reason: reason, By: by, Now: s.clock.Now, AccessTTL: s.signer.TTL(),
+	})
+	if err != nil {
+		return postgres.Cutoff{}, err
+	}
+	s.log.Warn("issuer-wide cutoff: every token minted before it is denied", "nbf", c.NBF, "reason", reason)
+	s.Announce(ctx, ReasonIssuerCutoff, postgres.Revocations{Cutoff: &c})
+	return c, nil
+}
+
+// SweepBatch is how many sessions one transaction of SweepCutoffs marks.
+const SweepBatch = 1000
+
+// SweepCutoffs marks the sessions an issuer-wide cutoff covers revoked, a
+// batch per transaction, until none is left or ctx ends, and returns how
+// many it marked. The cutoff itself already denies their tokens; the marks
+// make session lists and the v1 feed tell the same story. Nothing is
+// pushed: the cutoff's own message covers them.
+func (s *Service) SweepCutoffs(ctx context.Context) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := s.db.SweepIssuerCutoff(ctx, s.clock.Now(), SweepBatch)
+		total += n
+		if err != nil || n == 0 {
+			if total > 0 {
+				s.revoked()
+			}
+			return total, err
+		}
+	}
+	return total, ctx.Err()
+}
+
+// Announce reports committed revocations: to the observer, to the feed's
+// follower (Deps.Revoked) and, as verifier.Message wire messages, on the
+// push channel: one per session, then one for the cutoff. Every revocation
 // this package or its callers commit is announced here. Callers that revoke
 // inside a transaction of their own (a user change and its revocations
 // commit together) call it after the commit.
-func (s *Service) Announce(ctx context.Context, reason string, entries []postgres.RevokedSession) {
-	s.obs.Revoked(reason, len(entries))
-	wire := make([]verifier.Revocation, len(entries))
-	for i, e := range entries {
-		wire[i] = verifier.Revocation{JTI: e.JTI, SID: e.SID, Exp: e.Exp}
+func (s *Service) Announce(ctx context.Context, reason string, r postgres.Revocations) {
+	if len(r.Sessions) == 0 && r.Cutoff == nil {
+		return
+	}
+	s.obs.Revoked(reason, len(r.Sessions))
+	s.revoked()
+	wire := make([]verifier.Message, 0, len(r.Sessions)+1)
+	for _, e := range r.Sessions {
+		wire = append(wire, verifier.Message{JTI: e.JTI, SID: e.SID, Exp: e.Exp, Seq: e.Seq})
+	}
+	if c := r.Cutoff; c != nil {
+		m := verifier.Message{Seq: c.Seq}
+		if c.UserID == "" {
+			m.Issuer = &verifier.IssuerCutoff{NBF: c.NBF, Exp: c.Exp}
+		} else {
+			m.Users = []verifier.UserCutoff{{Sub: c.UserID, NBF: c.NBF, Exp: c.Exp}}
+		}
+		wire = append(wire, m)
 	}
 	s.pub.Publish(ctx, wire)
 }
@@ -125,7 +200,7 @@ func (s *Service) revokeByID(ctx context.Context, sid, reason, label string, by 
 		return Revoked{}, err
 	}
 	if r != nil {
-		s.Announce(ctx, label, []postgres.RevokedSession{r.Entry})
+		s.Announce(ctx, label, postgres.Revocations{Sessions: []postgres.RevokedSession{r.Entry}})
 		return Revoked{SID: sid, RevokedAt: r.RevokedAt, RevokedReason: r.RevokedReason, RevokedByUserID: r.RevokedByUserID}, nil
 	}
 	// Nothing changed: the session was revoked before, and its first

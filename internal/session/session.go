@@ -177,6 +177,15 @@ type Service struct {
 	pub      push.Publisher
 	log      *slog.Logger
 	obs      Observer
+	onRevoke func()
+}
+
+// revoked tells the feed's follower that this replica committed a
+// revocation.
+func (s *Service) revoked() {
+	if s.onRevoke != nil {
+		s.onRevoke()
+	}
 }
 
 // Limits bound sessions.
@@ -212,6 +221,10 @@ type Deps struct {
 	Publisher push.Publisher
 	Log       *slog.Logger
 	Observer  Observer
+	// Revoked, when set, is called after every committed revocation this
+	// service announces (feed.Service.Kick: the replica's own polls then see
+	// it at once). It must not block.
+	Revoked func()
 }
 
 // NewService wires a Service.
@@ -223,5 +236,5 @@ func NewService(d Deps) *Service {
 		d.Publisher = push.Nop{}
 	}
 	return &Service{db: d.DB, hasher: d.Hasher, signer: d.Signer, throttle: d.Throttle, clock: d.Clock,
-		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer}
+		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, onRevoke: d.Revoked}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -37,19 +38,19 @@ const (
 // publisher records what was published.
 type publisher struct {
 	mu      sync.Mutex
-	entries []verifier.Revocation
+	entries []verifier.Message
 }
 
-func (p *publisher) Publish(_ context.Context, entries []verifier.Revocation) {
+func (p *publisher) Publish(_ context.Context, entries []verifier.Message) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.entries = append(p.entries, entries...)
 }
 
-func (p *publisher) published() []verifier.Revocation {
+func (p *publisher) published() []verifier.Message {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]verifier.Revocation(nil), p.entries...)
+	return append([]verifier.Message(nil), p.entries...)
 }
 
 // observer records what the service reported.
@@ -321,7 +322,8 @@ func TestRefreshGrant(t *testing.T) {
 		if row.RevokedAt == nil || *row.RevokedReason != session.ReasonRefreshReuse || row.RevokedByUserID != nil {
 			t.Fatalf("session after reuse = %+v, want revoked for refresh_token_reuse", row)
 		}
-		if got := b.pub.published(); len(got) != 1 || got[0] != (verifier.Revocation{JTI: row.LastJTI, SID: sid, Exp: row.AccessExp.Unix()}) {
+		if got := b.pub.published(); len(got) != 1 || got[0].Seq == 0 ||
+			!reflect.DeepEqual(got[0], verifier.Message{JTI: row.LastJTI, SID: sid, Exp: row.AccessExp.Unix(), Seq: got[0].Seq}) {
 			t.Fatalf("published %+v", got)
 		}
 		// The current token no longer works, and further reuse revokes nothing more.

@@ -86,7 +86,7 @@ func (s *Service) sessionOf(ctx context.Context, tok string) (postgres.SessionAu
 		if perr != nil {
 			return a, false, nil
 		}
-		if a, err = s.db.SessionAuthByID(ctx, c.SID); err == nil && a.UserID != c.Subject {
+		if a, err = s.db.SessionAuthByID(ctx, c.SID); err == nil && (a.UserID != c.Subject || a.CutOff(issuedAt(c))) {
 			return a, false, nil
 		}
 	} else {
@@ -138,7 +138,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 		if err != nil {
 			return Introspection{}, err
 		}
-		if a.UserID != c.Subject || !live(a, now) {
+		if a.UserID != c.Subject || !live(a, now) || a.CutOff(issuedAt(c)) {
 			return Introspection{}, nil
 		}
 		in := Introspection{
@@ -161,7 +161,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 	if err != nil {
 		return Introspection{}, err
 	}
-	if !live(a, now) || a.Role == RoleService || s.limits.idle(a.LastActive, now) {
+	if !live(a, now) || a.Role == RoleService || s.limits.idle(a.LastActive, now) || a.RefreshCutOff() {
 		return Introspection{}, nil
 	}
 	return Introspection{Active: true, TokenType: HintRefreshToken, Subject: a.UserID, SID: a.SID,

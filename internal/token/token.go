@@ -45,6 +45,12 @@ type Access struct {
 	ClientID string // the client the session was issued to; empty: DefaultClientID
 	// NotAfter is the session's absolute expiry: no token outlives it.
 	NotAfter time.Time
+	// MinIssuedAt is the earliest iat the token may carry, in Unix seconds:
+	// the second after the newest cutoff that covers the user
+	// (postgres.MintFloor). A token minted within that second, right after
+	// the cutoff, carries it and so is up to a second ahead of the clock;
+	// internal/feed explains why that is what makes the cutoff exact.
+	MinIssuedAt int64
 }
 
 // Minted describes a freshly signed access token.
@@ -74,11 +80,13 @@ func NewSigner(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock
 			jwt.WithIssuer(issuer),
 			jwt.WithAudience(audience),
 			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
 			jwt.WithTimeFunc(c.Now),
 		),
 	}
 }
+
+// TTL is the configured access-token lifetime.
+func (i *Signer) TTL() time.Duration { return i.ttl }
 
 // Mint signs an access token for user sub in session sid, issued to
 // DefaultClientID; the grants use MintAccess, which names the client.
@@ -101,13 +109,18 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 	if !exp.After(now) {
 		return Minted{}, errors.New("token: session expires before the token could be valid")
 	}
+	if a.MinIssuedAt > now.Unix()+1 {
+		// Only the second after a cutoff is ever ahead; more means a clock
+		// far behind the one that decided it.
+		return Minted{}, fmt.Errorf("token: a cutoff at %d is ahead of this clock (%d)", a.MinIssuedAt, now.Unix())
+	}
 	jti := uuid.NewString()
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.issuer,
 			Subject:   a.Subject,
 			Audience:  jwt.ClaimStrings{i.audience},
-			IssuedAt:  jwt.NewNumericDate(now),
+			IssuedAt:  jwt.NewNumericDate(time.Unix(max(now.Unix(), a.MinIssuedAt), 0)),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        jti,
@@ -161,6 +174,13 @@ func (i *Signer) Parse(s string) (*Claims, error) {
 	}
 	if !isUUID(c.SID) || !isUUID(c.Subject) || c.ID == "" {
 		return nil, fmt.Errorf("%w: sid and sub must be UUIDs, jti must be set", ErrInvalid)
+	}
+	// iat is checked here, not by the parser: a token minted in the second
+	// after a cutoff carries that second (Access.MinIssuedAt), so it may be
+	// up to a second ahead of this clock, and no further. (A token without
+	// iat counts as minted at 0, so every cutoff denies it.)
+	if c.IssuedAt != nil && c.IssuedAt.Unix() > i.clock.Now().Unix()+1 {
+		return nil, fmt.Errorf("%w: iat in the future", ErrInvalid)
 	}
 	return &c, nil
 }
