@@ -69,6 +69,10 @@ const (
 	storedClientID = `to_jsonb(s) ->> 'client_id'`
 	// hasClientIDColumn: whether the schema has sessions.client_id.
 	hasClientIDColumn = `to_jsonb(s) ? 'client_id'`
+	// storedStatusEntry is the session's status list id and index (0, 0
+	// where it has none or the schema has no such columns: migration 000009
+	// comes the same way).
+	storedStatusEntry = `COALESCE((to_jsonb(s) ->> 'status_list_id')::bigint, 0), COALESCE((to_jsonb(s) ->> 'status_idx')::integer, 0)`
 )
 
 // noClientIDColumn reports whether err is a statement refused because the
@@ -93,6 +97,11 @@ type NewSession struct {
 	// recorded on a schema without sessions.client_id (before migration
 	// 000007); empty records none.
 	ClientID string
+	// StatusListID and StatusIdx are the session's status list entry
+	// (internal/statuslist); StatusListID 0 records none. Recorded only with
+	// ClientID, on a schema that has both (migration 000009).
+	StatusListID int64
+	StatusIdx    int
 	// The user as the grant verified it: the session is written only if the
 	// user's password has not been set since, its role is the same, and it is
 	// enabled.
@@ -121,6 +130,11 @@ var ErrUserChanged = errors.New("user changed during the grant")
 // client (NewSession.ClientID).
 func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession, error) {
 	evicted, err := db.createSession(ctx, s, s.ClientID != "")
+	if err != nil && s.StatusListID != 0 && noStatusSchema(err) {
+		// Migrated down since the list was leased: the session goes without.
+		s.StatusListID = 0
+		evicted, err = db.createSession(ctx, s, s.ClientID != "")
+	}
 	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
 		evicted, err = db.createSession(ctx, s, false)
 	}
@@ -140,6 +154,13 @@ const (
 			FROM users u
 			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 			FOR SHARE OF u`
+	// insertSessionStatus is insertSessionClient recording the status list
+	// entry too: migration 000009's columns.
+	insertSessionStatus = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id, status_list_id, status_idx)
+			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id, @status_list_id, @status_idx
+			FROM users u
+			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
+			FOR SHARE OF u`
 )
 
 func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool) ([]RevokedSession, error) {
@@ -153,6 +174,9 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool) 
 		}
 		if withClient {
 			q, args["client_id"] = insertSessionClient, s.ClientID
+			if s.StatusListID != 0 {
+				q, args["status_list_id"], args["status_idx"] = insertSessionStatus, s.StatusListID, s.StatusIdx
+			}
 		}
 		tag, err := tx.tx.Exec(tx.ctx, q, args)
 		if err != nil {
@@ -208,6 +232,10 @@ type RefreshRow struct {
 	// ClientIDColumn: the schema has sessions.client_id, so a Rotation may
 	// bind the session's client.
 	ClientIDColumn bool
+	// StatusListID and StatusIdx are the session's status list entry, which
+	// every token of the session names; StatusListID 0 when it has none.
+	StatusListID int64
+	StatusIdx    int
 }
 
 // LockSessionByRefreshHash finds the session whose current refresh token,
@@ -219,7 +247,8 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
-			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `
+			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `,
+			` + storedStatusEntry + `
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
 		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
@@ -228,7 +257,7 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	var r RefreshRow
 	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
 		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
-		&r.ClientID, &r.ClientIDColumn)
+		&r.ClientID, &r.ClientIDColumn, &r.StatusListID, &r.StatusIdx)
 	if err != nil {
 		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
 	}

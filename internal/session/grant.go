@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/token"
 	"github.com/seedc5a8123e/authd/internal/username"
 )
@@ -155,7 +156,12 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	now := s.clock.Now()
 	sid := uuid.NewString()
 	end := now.Add(s.limits.SessionTTL)
-	minted, err := s.signer.MintAccess(token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end})
+	entry, err := s.allocateStatus(ctx)
+	if err != nil {
+		return Grant{}, err
+	}
+	minted, err := s.signer.MintAccess(token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end,
+		Status: s.statusRef(entry)})
 	if err != nil {
 		return Grant{}, err
 	}
@@ -164,6 +170,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		JTI: minted.JTI, AccessExp: minted.ExpiresAt, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
+		StatusListID: entry.List, StatusIdx: entry.Idx,
 	}
 	g := Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), SID: sid, ClientID: clientID}
 	if withRefresh {
@@ -272,6 +279,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		}
 		minted, err := s.signer.MintAccess(token.Access{
 			Subject: st.UserID, SID: st.SessionID, Role: st.Role, ClientID: clientID, NotAfter: st.ExpiresAt,
+			Status: s.statusRef(statuslist.Entry{List: st.StatusListID, Idx: st.StatusIdx}),
 		})
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second

@@ -14,6 +14,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
@@ -177,6 +178,7 @@ type Service struct {
 	pub      push.Publisher
 	log      *slog.Logger
 	obs      Observer
+	status   *statuslist.Allocator
 }
 
 // Limits bound sessions.
@@ -212,6 +214,10 @@ type Deps struct {
 	Publisher push.Publisher
 	Log       *slog.Logger
 	Observer  Observer
+	// Status allocates each new session's status list entry, which its
+	// tokens name (status.go). Nil: the status list is off, no token carries
+	// the claim.
+	Status *statuslist.Allocator
 }
 
 // NewService wires a Service.
@@ -223,5 +229,5 @@ func NewService(d Deps) *Service {
 		d.Publisher = push.Nop{}
 	}
 	return &Service{db: d.DB, hasher: d.Hasher, signer: d.Signer, throttle: d.Throttle, clock: d.Clock,
-		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer}
+		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, status: d.Status}
 }
