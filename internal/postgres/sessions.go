@@ -131,9 +131,9 @@ var ErrUserChanged = errors.New("user changed during the grant")
 func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession, error) {
 	evicted, err := db.createSession(ctx, s, s.ClientID != "")
 	if err != nil && s.StatusListID != 0 && noStatusSchema(err) {
-		// Migrated down since the list was leased: the session goes without.
-		s.StatusListID = 0
-		evicted, err = db.createSession(ctx, s, s.ClientID != "")
+		// Migrated down since the list was leased. The caller minted a token
+		// naming the entry, so it must mint again without: not retried here.
+		return nil, fmt.Errorf("create session %s: %w", s.ID, ErrNoStatusLists)
 	}
 	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
 		evicted, err = db.createSession(ctx, s, false)

@@ -160,8 +160,8 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	if err != nil {
 		return Grant{}, err
 	}
-	minted, err := s.signer.MintAccess(token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end,
-		Status: s.statusRef(entry)})
+	acc := token.Access{Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end, Status: s.statusRef(entry)}
+	minted, err := s.signer.MintAccess(acc)
 	if err != nil {
 		return Grant{}, err
 	}
@@ -182,6 +182,9 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		ns.ExpiresAt = minted.ExpiresAt
 	}
 	evicted, err := s.db.CreateSession(ctx, ns)
+	if errors.Is(err, postgres.ErrNoStatusLists) {
+		evicted, err = s.createWithoutStatus(ctx, acc, ns, &g, withRefresh)
+	}
 	if err != nil {
 		if errors.Is(err, postgres.ErrUserChanged) {
 			return Grant{}, ErrInvalidCredentials

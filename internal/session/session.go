@@ -14,8 +14,8 @@ import (
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
-	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )

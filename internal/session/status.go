@@ -6,6 +6,7 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/statuslist"
+	"github.com/seedc5a8123e/authd/internal/token"
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
@@ -32,4 +33,24 @@ func (s *Service) statusRef(e statuslist.Entry) *verifier.StatusListRef {
 		return nil
 	}
 	return e.Ref(s.status.Base())
+}
+
+// createWithoutStatus creates the session again, after CreateSession found
+// no status columns (the schema was migrated down while this process held a
+// lease): its token is minted again without the status claim, since no bit
+// could ever be set for the entry it named, and the allocator stops leasing.
+func (s *Service) createWithoutStatus(ctx context.Context, acc token.Access, ns postgres.NewSession, g *Grant,
+	withRefresh bool) ([]postgres.RevokedSession, error) {
+	s.status.Forget()
+	acc.Status = nil
+	minted, err := s.signer.MintAccess(acc)
+	if err != nil {
+		return nil, err
+	}
+	ns.JTI, ns.AccessExp, ns.StatusListID, ns.StatusIdx = minted.JTI, minted.ExpiresAt, 0, 0
+	if !withRefresh {
+		ns.ExpiresAt = minted.ExpiresAt
+	}
+	g.AccessToken, g.ExpiresIn = minted.Token, expiresIn(minted, s.clock.Now())
+	return s.db.CreateSession(ctx, ns)
 }

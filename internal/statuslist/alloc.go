@@ -113,3 +113,11 @@ func (a *Allocator) Allocate(ctx context.Context) (Entry, error) {
 	a.next++
 	return e, nil
 }
+
+// Forget drops the current lease and stops leasing for a while: the schema
+// lost the status columns (a rollback) after the lease was taken.
+func (a *Allocator) Forget() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.list, a.noSchemaUntil = 0, a.clock.Now().Add(noSchemaRetry)
+}

@@ -153,6 +153,15 @@ func (s *Service) Sync(ctx context.Context) error {
 	defer s.syncMu.Unlock()
 	now := s.clock.Now() // before any query: the no-miss argument needs it
 	rows, err := s.db.LiveStatusLists(ctx, now)
+	if errors.Is(err, postgres.ErrNoStatusLists) {
+		// The schema before 000009 (or a rollback to it): no list can be
+		// kept current, so none is served rather than a stale one.
+		s.lists, s.since = map[int64]*list{}, time.Time{}
+		empty := map[int64]*Served{}
+		s.view.Store(&empty)
+		s.uris.Store(&[]string{})
+		return err
+	}
 	if err != nil {
 		return err
 	}
