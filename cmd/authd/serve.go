@@ -124,6 +124,9 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %w", err)
 	}
 	defer sched.Stop()
+	if a.StatusLists != nil {
+		a.StatusLists.Start() // a.Close stops it
+	}
 
 	// Serve until the context ends, then drain.
 	servers := []*http.Server{srv}

@@ -26,6 +26,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )
@@ -64,9 +65,12 @@ type App struct {
 	Accounts *account.Service
 	Throttle *throttle.Throttle
 	Feed     *feed.Service
-	Metrics  *metrics.Metrics
-	Registry *prometheus.Registry
-	Pruner   *jobs.Pruner
+	// StatusLists serves the IETF Token Status Lists; nil when
+	// AUTHD_STATUS_LIST is off. `authd serve` starts its syncs (Start).
+	StatusLists *statuslist.Service
+	Metrics     *metrics.Metrics
+	Registry    *prometheus.Registry
+	Pruner      *jobs.Pruner
 	// Handler serves the whole HTTP API.
 	Handler http.Handler
 	// EphemeralKey is true when no signing key was configured and a fresh
@@ -129,13 +133,21 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		MaxFailuresIP: cfg.LoginMaxFailuresIP, MaxInFlightIP: cfg.LoginMaxInFlightIP,
 		Base: cfg.LoginBackoffBase, Max: cfg.LoginBackoffMax,
 	}, a.Log, a.Metrics.LoginThrottled)
+	var alloc *statuslist.Allocator
+	if cfg.StatusList {
+		alloc = statuslist.NewAllocator(a.DB, a.Clock, cfg.Issuer, cfg.StatusListSize, max(cfg.SessionTTL, cfg.AccessTTL))
+		a.StatusLists = statuslist.New(a.DB, a.Keys, a.Clock, a.Log, statuslist.Config{
+			Issuer: cfg.Issuer, TTL: cfg.StatusListTTL, Holdback: feed.Holdback,
+		})
+		a.closers = append(a.closers, a.StatusLists.Close)
+	}
 	a.Sessions = session.NewService(session.Deps{
 		DB: a.DB, Hasher: hasher, Signer: a.Signer, Throttle: a.Throttle, Clock: a.Clock,
 		Limits: session.Limits{
 			SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser,
 			IdleTTL: cfg.SessionIdleTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		},
-		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick,
+		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick, Status: alloc,
 	})
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
@@ -145,7 +157,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan, Sweep: a.Sessions.SweepCutoffs,
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
-		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, Keys: a.Keys, Log: a.Log,
+		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
 		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
 	})

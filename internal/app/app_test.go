@@ -25,14 +25,15 @@ const module = "github.com/seedc5a8123e/authd/"
 // graphConstructors are the calls that build a piece of authd's graph; only
 // internal/app may make them outside tests.
 var graphConstructors = map[string][]string{
-	"internal/httpapi":  {"NewServer"},
-	"internal/session":  {"NewService"},
-	"internal/account":  {"NewService"},
-	"internal/throttle": {"New"},
-	"internal/token":    {"NewSigner"},
-	"internal/feed":     {"NewService"},
-	"internal/metrics":  {"New"},
-	"internal/push":     {"NewRedis"},
+	"internal/httpapi":    {"NewServer"},
+	"internal/session":    {"NewService"},
+	"internal/account":    {"NewService"},
+	"internal/throttle":   {"New"},
+	"internal/token":      {"NewSigner"},
+	"internal/feed":       {"NewService"},
+	"internal/metrics":    {"New"},
+	"internal/push":       {"NewRedis"},
+	"internal/statuslist": {"New", "NewAllocator"},
 }
 
 // TestGraphIsBuiltInOnePlace: outside internal/app no production file (and

@@ -56,6 +56,11 @@ type Options struct {
 	// AUTHD_REFRESH_REUSE_GRACE; default 0, off.
 	SessionIdleTTL    time.Duration
 	RefreshReuseGrace time.Duration
+	// StatusListOff is AUTHD_STATUS_LIST=off; StatusListSize is
+	// AUTHD_STATUS_LIST_SIZE (0: the default). The lists are synced only
+	// when a test calls App.StatusLists.Sync, as the clock is manual.
+	StatusListOff  bool
+	StatusListSize int
 }
 
 // Env is a running authd.
@@ -111,6 +116,8 @@ func Config(t testing.TB, o Options) config.Config {
 	cfg.LoginBackoffMax = or(o.Throttle.Max, d.Max)
 	cfg.LoginMaxFailuresAccountAnyIP = or(o.Throttle.MaxFailuresAccountAnyIP, max(d.MaxFailuresAccountAnyIP, cfg.LoginMaxFailuresAccount))
 	cfg.LoginMaxInFlightIP = or(o.Throttle.MaxInFlightIP, d.MaxInFlightIP)
+	cfg.StatusList = !o.StatusListOff
+	cfg.StatusListSize = or(o.StatusListSize, cfg.StatusListSize)
 	return cfg
 }
 

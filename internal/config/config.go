@@ -25,6 +25,7 @@ var Names = []string{
 	"AUTHD_REDIS_URL", "AUTHD_TRUSTED_PROXIES", "AUTHD_LOG_LEVEL",
 	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP",
+	"AUTHD_STATUS_LIST", "AUTHD_STATUS_LIST_SIZE", "AUTHD_STATUS_LIST_TTL",
 }
 
 // DefaultAddr is AUTHD_ADDR's default: the loopback interface only, so a
@@ -109,6 +110,18 @@ type Config struct {
 	// LoginBackoffMax is AUTHD_LOGIN_BACKOFF_MAX: the longest backoff delay.
 	// Default 15m; at least AUTHD_LOGIN_BACKOFF_BASE, at most 24h.
 	LoginBackoffMax time.Duration
+	// StatusList is AUTHD_STATUS_LIST, on or off: whether access tokens carry
+	// the IETF Token Status List claim and GET /statuslists/{id} serves the
+	// lists (internal/statuslist). Default on.
+	StatusList bool
+	// StatusListSize is AUTHD_STATUS_LIST_SIZE: the entries (sessions) of
+	// each list leased from now on; lists leased before keep their size. A
+	// multiple of 8 from 8 to 16777216; default 1048576.
+	StatusListSize int
+	// StatusListTTL is AUTHD_STATUS_LIST_TTL: the ttl a list announces, its
+	// Cache-Control max-age; the lists are brought up to date every sixth of
+	// it. From 1s to 1h; default 30s.
+	StatusListTTL time.Duration
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -159,6 +172,25 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.LoginBackoffMax, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_MAX", 15*time.Minute); err != nil {
 		return Config{}, err
+	}
+	switch v := getenv("AUTHD_STATUS_LIST"); v {
+	case "", "on":
+		c.StatusList = true
+	case "off":
+	default:
+		return Config{}, fmt.Errorf("AUTHD_STATUS_LIST: %q is not on or off", v)
+	}
+	if c.StatusListSize, err = integer(getenv, "AUTHD_STATUS_LIST_SIZE", 1<<20, 8, 1<<24); err != nil {
+		return Config{}, err
+	}
+	if c.StatusListSize%8 != 0 {
+		return Config{}, fmt.Errorf("AUTHD_STATUS_LIST_SIZE: %d is not a multiple of 8", c.StatusListSize)
+	}
+	if c.StatusListTTL, err = duration(getenv, "AUTHD_STATUS_LIST_TTL", 30*time.Second); err != nil {
+		return Config{}, err
+	}
+	if c.StatusListTTL > time.Hour || c.StatusListTTL%time.Second != 0 {
+		return Config{}, fmt.Errorf("AUTHD_STATUS_LIST_TTL: %s is not whole seconds from 1s to 1h", c.StatusListTTL)
 	}
 	c.SigningKeys = splitList(getenv("AUTHD_SIGNING_KEYS"))
 	for _, s := range splitList(getenv("AUTHD_TRUSTED_PROXIES")) {
@@ -239,6 +271,7 @@ func (c Config) Redacted() []any {
 		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_account_any_ip", c.LoginMaxFailuresAccountAnyIP,
 		"login_max_failures_ip", c.LoginMaxFailuresIP, "login_max_in_flight_ip", c.LoginMaxInFlightIP,
 		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
+		"status_list", c.StatusList, "status_list_size", c.StatusListSize, "status_list_ttl", c.StatusListTTL.String(),
 	}
 }
 

@@ -16,7 +16,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "" || c.AccessTTL != 10*time.Minute || c.SessionTTL != 720*time.Hour ||
-		c.PruneSchedule != "@every 1m" || c.SessionRetention != 720*time.Hour || len(c.SigningKeys) != 0 {
+		c.PruneSchedule != "@every 1m" || c.SessionRetention != 720*time.Hour || len(c.SigningKeys) != 0 ||
+		!c.StatusList || c.StatusListSize != 1<<20 || c.StatusListTTL != 30*time.Second {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -46,6 +47,12 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"account-wide threshold not a number", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "many", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP"},
 		{"no login in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "0", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
 		{"too many logins in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "100001", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
+		{"status list neither on nor off", "AUTHD_STATUS_LIST", "yes", "AUTHD_STATUS_LIST"},
+		{"status list size not a multiple of 8", "AUTHD_STATUS_LIST_SIZE", "1000001", "AUTHD_STATUS_LIST_SIZE"},
+		{"status list size too large", "AUTHD_STATUS_LIST_SIZE", "16777224", "AUTHD_STATUS_LIST_SIZE"},
+		{"status list size zero", "AUTHD_STATUS_LIST_SIZE", "0", "AUTHD_STATUS_LIST_SIZE"},
+		{"status list ttl too long", "AUTHD_STATUS_LIST_TTL", "2h", "AUTHD_STATUS_LIST_TTL"},
+		{"status list ttl fractional", "AUTHD_STATUS_LIST_TTL", "1500ms", "AUTHD_STATUS_LIST_TTL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -49,7 +49,7 @@ func requireNode(t *testing.T) string {
 	if err != nil {
 		missing("node is not installed (Node 20 or later runs test/node): %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "oauth4webapi", "package.json")); err != nil {
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "@sd-jwt", "jwt-status-list", "package.json")); err != nil {
 		missing("test/node's packages are not installed: run npm ci --prefix test/node --no-audit --no-fund (%v)", err)
 	}
 	return node
@@ -156,6 +156,14 @@ func nodeCases(t *testing.T, env *authdtest.Env) []nodeCase {
 
 func runNode(t *testing.T, node string, env *authdtest.Env, cases []nodeCase) {
 	t.Helper()
+	runScript(t, node, env, "validate-access-token.mjs", cases, len(cases))
+}
+
+// runScript runs a node:test script of test/node against env with cases
+// (n of them) in AUTHD_CASES, and fails unless all of them and the script's
+// one other test pass.
+func runScript(t *testing.T, node string, env *authdtest.Env, script string, cases any, n int) {
+	t.Helper()
 	if !strings.HasPrefix(env.URL, "http://127.0.0.1:") {
 		t.Fatalf("the test server is at %s, not on 127.0.0.1", env.URL)
 	}
@@ -165,21 +173,21 @@ func runNode(t *testing.T, node string, env *authdtest.Env, cases []nodeCase) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "validate-access-token.mjs")
+	cmd := exec.CommandContext(ctx, node, script)
 	cmd.Dir = nodeDir
 	cmd.Env = append(os.Environ(), "AUTHD_URL="+env.URL, "AUTHD_ISSUER="+authdtest.Issuer,
 		"AUTHD_CASES="+string(js))
 	out, err := cmd.CombinedOutput()
-	t.Logf("node validate-access-token.mjs:\n%s", out)
+	t.Logf("node %s:\n%s", script, out)
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
-		t.Fatalf("validate-access-token.mjs failed (exit %d); its output is above", exit.ExitCode())
+		t.Fatalf("%s failed (exit %d); its output is above", script, exit.ExitCode())
 	case err != nil:
 		t.Fatalf("running node: %v", err)
 	}
 	// node:test's summary: every case ran and passed.
-	for _, want := range []string{"# pass " + strconv.Itoa(len(cases)+1), "# fail 0"} {
+	for _, want := range []string{"# pass " + strconv.Itoa(n+1), "# fail 0"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("the output does not say %q", want)
 		}

@@ -30,6 +30,7 @@ type metadataDoc struct {
 	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
 	IntrospectionAuthMethods          []string `json:"introspection_endpoint_auth_methods_supported"`
+	StatusListAggregation             string   `json:"status_list_aggregation_endpoint"`
 }
 
 // getMetadata fetches the discovery document from base through the
@@ -78,6 +79,7 @@ func TestDiscoveryDocument(t *testing.T) {
 		RevocationAuthMethods:             []string{"none", "client_secret_basic", "client_secret_post"},
 		IntrospectionEndpoint:             authdtest.Issuer + "/introspect",
 		IntrospectionAuthMethods:          []string{"client_secret_basic"},
+		StatusListAggregation:             authdtest.Issuer + "/statuslists",
 	}
 	if !reflect.DeepEqual(md, want) {
 		t.Errorf("metadata =\n%+v\nwant\n%+v", md, want)
@@ -87,8 +89,8 @@ func TestDiscoveryDocument(t *testing.T) {
 	if string(raw["response_types_supported"]) != "[]" {
 		t.Errorf("response_types_supported = %s, want []", raw["response_types_supported"])
 	}
-	if len(raw) != 12 {
-		t.Errorf("document has %d members, want 12: %v", len(raw), raw)
+	if len(raw) != 13 {
+		t.Errorf("document has %d members, want 13: %v", len(raw), raw)
 	}
 
 	// The issuer is the iss of the tokens this server mints (section 3.3).

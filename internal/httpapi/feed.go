@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,9 +20,9 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	inm := c.Request().Header.Values("If-None-Match")
-	if err := checkIfNoneMatch(inm); err != nil {
-		return err
+	inm, ok := parseIfNoneMatch(c.Request().Header.Values("If-None-Match"))
+	if !ok {
+		return errBadIfNoneMatch
 	}
 	a, err := h.Feed.Poll(c.Request().Context(), format, since, full)
 	if err != nil {
@@ -34,7 +33,7 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	hd.Set(verifier.CursorHeader, strconv.FormatInt(a.Cursor, 10))
 	if a.ETag != "" {
 		hd.Set("ETag", a.ETag)
-		if etagMatches(inm, a.ETag) {
+		if inm.match(a.ETag) {
 			return c.NoContent(http.StatusNotModified)
 		}
 	}
@@ -77,47 +76,4 @@ func feedQuery(rawQuery string) (format int, since time.Time, full bool, err err
 func sinceFromQuery(rawQuery string) (time.Time, error) {
 	_, since, _, err := feedQuery(rawQuery)
 	return since, err
-}
-
-// maxIfNoneMatch bounds the If-None-Match a poll may send: authd's ETags are
-// 34 bytes, and a verifier sends one.
-const maxIfNoneMatch = 1024
-
-var errBadIfNoneMatch = newProblem(http.StatusBadRequest,
-	"If-None-Match must be * or a list of at most 1024 bytes of entity tags")
-
-// checkIfNoneMatch refuses an If-None-Match no client of the feed would
-// send: too long, repeated past the bound, or not entity tags (RFC 9110
-// section 8.8.3).
-func checkIfNoneMatch(values []string) error {
-	n := 0
-	for _, v := range values {
-		n += len(v)
-		if n > maxIfNoneMatch {
-			return errBadIfNoneMatch
-		}
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(t), "W/"))
-			if t == "*" || t == "" {
-				continue
-			}
-			if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' || strings.ContainsAny(t[1:len(t)-1], "\" \t\\") {
-				return errBadIfNoneMatch
-			}
-		}
-	}
-	return nil
-}
-
-// etagMatches is If-None-Match's weak comparison against the current ETag.
-func etagMatches(values []string, etag string) bool {
-	for _, v := range values {
-		for _, t := range strings.Split(v, ",") {
-			t = strings.TrimSpace(t)
-			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
-				return true
-			}
-		}
-	}
-	return false
 }

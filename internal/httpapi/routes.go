@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 )
 
 // routes registers every route authd serves.
@@ -43,6 +44,11 @@ func (h *handlers) routes(e *echo.Echo) {
 		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
 		// cost several times the CPU for a few percent of bytes.
 		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed}))
+
+	if h.StatusLists != nil { // public, as the draft has it: verifiers and caches read them unauthenticated
+		e.GET(statuslist.Path, h.statusListAggregation)
+		e.GET(statuslist.Path+"/:id", h.statusList)
+	}
 
 	if h.Metrics != nil && !h.MetricsElsewhere {
 		e.GET("/metrics", echo.WrapHandler(h.Metrics.Handler()))

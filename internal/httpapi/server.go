@@ -18,6 +18,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 )
 
 // MaxBodyBytes is the largest request body accepted (413 above it).
@@ -32,8 +33,11 @@ type Deps struct {
 	Sessions *session.Service
 	Accounts *account.Service
 	Feed     *feed.Service
-	Keys     *keys.Set
-	Log      *slog.Logger
+	// StatusLists serves GET /statuslists; nil (AUTHD_STATUS_LIST=off): no
+	// such route, and the metadata does not name it.
+	StatusLists *statuslist.Service
+	Keys        *keys.Set
+	Log         *slog.Logger
 	// IssuerURL is the iss claim and the base of the metadata's URLs.
 	IssuerURL      string
 	TrustedProxies []netip.Prefix

@@ -39,6 +39,10 @@ type serverMetadata struct {
 	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
 	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
+	// The draft-ietf-oauth-status-list aggregation (section 9.1, registered
+	// in section 14.6): the URIs of every list. Absent when the status list
+	// is off.
+	StatusListAggregationEndpoint string `json:"status_list_aggregation_endpoint,omitempty"`
 }
 
 // metadata answers GET /.well-known/oauth-authorization-server. issuer is
@@ -53,11 +57,16 @@ func (h *handlers) metadata(c echo.Context) error {
 			algs = append(algs, k.Alg)
 		}
 	}
+	var aggregation string
+	if h.StatusLists != nil {
+		aggregation = h.StatusLists.AggregationURI()
+	}
 	c.Response().Header().Set("Cache-Control", jwksMaxAge)
 	return c.JSON(http.StatusOK, serverMetadata{
-		Issuer:        h.IssuerURL,
-		TokenEndpoint: base + "/token",
-		JWKSURI:       base + "/.well-known/jwks.json",
+		StatusListAggregationEndpoint: aggregation,
+		Issuer:                        h.IssuerURL,
+		TokenEndpoint:                 base + "/token",
+		JWKSURI:                       base + "/.well-known/jwks.json",
 		// REQUIRED by RFC 8414 section 2; authd has no authorization
 		// endpoint, so no response type.
 		ResponseTypesSupported:            []string{},

@@ -86,6 +86,10 @@ const (
 	storedClientID = `to_jsonb(s) ->> 'client_id'`
 	// hasClientIDColumn: whether the schema has sessions.client_id.
 	hasClientIDColumn = `to_jsonb(s) ? 'client_id'`
+	// storedStatusEntry is the session's status list id and index (0, 0
+	// where it has none or the schema has no such columns: migration 000009
+	// comes the same way).
+	storedStatusEntry = `COALESCE((to_jsonb(s) ->> 'status_list_id')::bigint, 0), COALESCE((to_jsonb(s) ->> 'status_idx')::integer, 0)`
 )
 
 // noClientIDColumn reports whether err is a statement refused because the
@@ -112,6 +116,11 @@ type NewSession struct {
 	// recorded on a schema without sessions.client_id (before migration
 	// 000007); empty records none.
 	ClientID string
+	// StatusListID and StatusIdx are the session's status list entry
+	// (internal/statuslist); StatusListID 0 records none. Recorded only with
+	// ClientID, on a schema that has both (migration 000009).
+	StatusListID int64
+	StatusIdx    int
 	// The user as the grant verified it: the session is written only if the
 	// user's password has not been set since, its role is the same, and it is
 	// enabled.
@@ -166,6 +175,11 @@ func (db *DB) CreateSession(ctx context.Context, s NewSession) ([]RevokedSession
 // inside the transaction.
 func (db *DB) CreateSessionMinting(ctx context.Context, s NewSession, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
 	evicted, err := db.createSession(ctx, s, s.ClientID != "", mint)
+	if err != nil && s.StatusListID != 0 && noStatusSchema(err) {
+		// Migrated down since the list was leased. The caller minted a token
+		// naming the entry, so it must mint again without: not retried here.
+		return nil, fmt.Errorf("create session %s: %w", s.ID, ErrNoStatusLists)
+	}
 	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
 		evicted, err = db.createSession(ctx, s, false, mint)
 	}
@@ -182,6 +196,13 @@ const (
 	// 000007's column.
 	insertSessionClient = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id)
 			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id
+			FROM users u
+			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
+			FOR SHARE OF u`
+	// insertSessionStatus is insertSessionClient recording the status list
+	// entry too: migration 000009's columns.
+	insertSessionStatus = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id, status_list_id, status_idx)
+			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id, @status_list_id, @status_idx
 			FROM users u
 			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 			FOR SHARE OF u`
@@ -206,6 +227,9 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		}
 		if withClient {
 			q, args["client_id"] = insertSessionClient, s.ClientID
+			if s.StatusListID != 0 {
+				q, args["status_list_id"], args["status_idx"] = insertSessionStatus, s.StatusListID, s.StatusIdx
+			}
 		}
 		tag, err := tx.tx.Exec(tx.ctx, q, args)
 		if err != nil {
@@ -264,6 +288,10 @@ type RefreshRow struct {
 	// Floor is the earliest iat the refresh may mint with; a session last
 	// minted before Floor.IssuerCutAt is cut off.
 	Floor MintFloor
+	// StatusListID and StatusIdx are the session's status list entry, which
+	// every token of the session names; StatusListID 0 when it has none.
+	StatusListID int64
+	StatusIdx    int
 }
 
 // LockSessionByRefreshHash finds the session whose current refresh token,
@@ -279,7 +307,8 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	const cols = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
-			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn
+			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `,
+			` + storedStatusEntry
 	const from = `
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
@@ -289,7 +318,7 @@ func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
 	var r RefreshRow
 	dest := []any{&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
 		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
-		&r.ClientID, &r.ClientIDColumn}
+		&r.ClientID, &r.ClientIDColumn, &r.StatusListID, &r.StatusIdx}
 	q := cols + from
 	var at *time.Time
 	var reason *string

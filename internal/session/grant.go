@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/token"
 	"github.com/seedc5a8123e/authd/internal/username"
 )
@@ -153,10 +154,16 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		clientID = DefaultClientID
 	}
 	sid := uuid.NewString()
+	entry, err := s.allocateStatus(ctx)
+	if err != nil {
+		return Grant{}, err
+	}
+	status := s.statusRef(entry)
 	ns := postgres.NewSession{
 		ID: sid, UserID: u.ID, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
+		StatusListID: entry.List, StatusIdx: entry.Idx,
 	}
 	g := Grant{SID: sid, ClientID: clientID}
 	if withRefresh {
@@ -173,6 +180,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		end := now.Add(s.limits.SessionTTL)
 		minted, err := s.signer.MintAccess(token.Access{
 			Subject: u.ID, SID: sid, Role: u.Role, ClientID: clientID, NotAfter: end, MinIssuedAt: f.Min(),
+			Status: status,
 		})
 		if err != nil {
 			return postgres.MintedSession{}, err
@@ -184,6 +192,13 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		return postgres.MintedSession{CreatedAt: now, ExpiresAt: end, JTI: minted.JTI, AccessExp: minted.ExpiresAt}, nil
 	}
 	evicted, err := s.db.CreateSessionMinting(ctx, ns, mint)
+	if errors.Is(err, postgres.ErrNoStatusLists) {
+		// Migrated down since the list was leased: mint again without the
+		// claim, which would name a bit that can never be set.
+		s.status.Forget()
+		status, ns.StatusListID, ns.StatusIdx = nil, 0, 0
+		evicted, err = s.db.CreateSessionMinting(ctx, ns, mint)
+	}
 	if err != nil {
 		if errors.Is(err, postgres.ErrUserChanged) {
 			return Grant{}, ErrInvalidCredentials
@@ -288,6 +303,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		minted, err := s.signer.MintAccess(token.Access{
 			Subject: st.UserID, SID: st.SessionID, Role: st.Role, ClientID: clientID, NotAfter: st.ExpiresAt,
 			MinIssuedAt: st.Floor.Min(),
+			Status: s.statusRef(statuslist.Entry{List: st.StatusListID, Idx: st.StatusIdx}),
 		})
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second

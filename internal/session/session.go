@@ -15,6 +15,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )
@@ -177,6 +178,7 @@ type Service struct {
 	pub      push.Publisher
 	log      *slog.Logger
 	obs      Observer
+	status   *statuslist.Allocator
 	onRevoke func()
 }
 
@@ -225,6 +227,10 @@ type Deps struct {
 	// service announces (feed.Service.Kick: the replica's own polls then see
 	// it at once). It must not block.
 	Revoked func()
+	// Status allocates each new session's status list entry, which its
+	// tokens name (status.go). Nil: the status list is off, no token carries
+	// the claim.
+	Status *statuslist.Allocator
 }
 
 // NewService wires a Service.
@@ -236,5 +242,5 @@ func NewService(d Deps) *Service {
 		d.Publisher = push.Nop{}
 	}
 	return &Service{db: d.DB, hasher: d.Hasher, signer: d.Signer, throttle: d.Throttle, clock: d.Clock,
-		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, onRevoke: d.Revoked}
+		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, onRevoke: d.Revoked, status: d.Status}
 }

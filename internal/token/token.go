@@ -35,6 +35,10 @@ type Claims struct {
 	// section 2.2, RFC 8693 section 4.3). Empty in tokens minted before
 	// authd recorded clients.
 	ClientID string `json:"client_id,omitempty"`
+	// Status is the draft-ietf-oauth-status-list status claim: the session's
+	// entry in a status list (internal/statuslist). Absent when the status
+	// list is off or the session has no entry.
+	Status *verifier.Status `json:"status,omitempty"`
 }
 
 // Access is what an access token is minted for.
@@ -51,6 +55,8 @@ type Access struct {
 	// the cutoff, carries it and so is up to a second ahead of the clock;
 	// internal/feed explains why that is what makes the cutoff exact.
 	MinIssuedAt int64
+	// Status is the session's status list entry; nil: no status claim.
+	Status *verifier.StatusListRef
 }
 
 // Minted describes a freshly signed access token.
@@ -128,6 +134,9 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 		SID:      a.SID,
 		Role:     a.Role,
 		ClientID: a.ClientID,
+	}
+	if a.Status != nil {
+		claims.Status = &verifier.Status{StatusList: a.Status}
 	}
 	k := i.keys.Signing()
 	t := jwt.NewWithClaims(k.Method(), claims)
