@@ -111,7 +111,8 @@ type Config struct {
 	KeyRefetchInterval time.Duration
 	// GapTimeout is how long a push sequence number skipped by a later
 	// message may stay unfilled before the verifier polls the feed at once
-	// (RedisURL only). Default DefaultGapTimeout.
+	// (RedisURL only), on the wall clock like PollInterval (not Clock,
+	// which is the tokens' time). Default DefaultGapTimeout.
 	GapTimeout time.Duration
 }
 

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -133,18 +134,35 @@ func (f *feedClient) pollOnce(ctx context.Context, to feedSink) error {
 		return fmt.Errorf("feed: GET %s: status %d", f.url, res.StatusCode)
 	}
 	if f.v1 {
-		return f.readV1(res, to)
+		return f.readV1(res.Header, res.Body, to)
 	}
-	return f.readV2(res, to)
+	// An authd before format 2 ignores the parameter and answers the v1
+	// array: read it as such, and ask for v1 from then on.
+	br := bufio.NewReader(res.Body)
+	for {
+		c, err := br.Peek(1)
+		if err != nil {
+			return fmt.Errorf("feed: empty body: %w", err)
+		}
+		switch c[0] {
+		case ' ', '\t', '\r', '\n':
+			_, _ = br.ReadByte()
+			continue
+		case '[':
+			f.v1 = true
+			return f.readV1(res.Header, br, to)
+		}
+		return f.readV2(br, to)
+	}
 }
 
-func (f *feedClient) readV1(res *http.Response, to feedSink) error {
-	cursor := res.Header.Get(CursorHeader)
+func (f *feedClient) readV1(h http.Header, body io.Reader, to feedSink) error {
+	cursor := h.Get(CursorHeader)
 	if _, err := strconv.ParseInt(cursor, 10, 64); err != nil {
 		return fmt.Errorf("feed: bad %s %q", CursorHeader, cursor)
 	}
 	// Streamed: a full snapshot can hold millions of entries.
-	dec := json.NewDecoder(res.Body)
+	dec := json.NewDecoder(body)
 	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
 		return fmt.Errorf("feed: body is not a JSON array: %v", err)
 	}
@@ -165,9 +183,9 @@ func (f *feedClient) readV1(res *http.Response, to feedSink) error {
 // readV2 decodes a format-2 answer whole: with cutoffs it stays small (a
 // bulk revocation is one entry), and nothing is applied unless all of it
 // decoded.
-func (f *feedClient) readV2(res *http.Response, to feedSink) error {
+func (f *feedClient) readV2(body io.Reader, to feedSink) error {
 	var v feedV2
-	if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+	if err := json.NewDecoder(body).Decode(&v); err != nil {
 		return fmt.Errorf("feed: decode format 2: %w", err)
 	}
 	if v.Format != 2 {

@@ -251,7 +251,7 @@ func (v *Verifier) sweepCutoff() int64 {
 // poll runs one feed request and merges its entries.
 func (v *Verifier) poll(ctx context.Context) error {
 	v.polls.Add(1)
-	start := v.cfg.Clock.Now()
+	start := time.Now() // gaps are timed on the wall clock, as polls are
 	cutoff := v.sweepCutoff()
 	err := v.feed.poll(ctx, feedSink{
 		session: func(r Revocation) {
@@ -297,7 +297,7 @@ func (v *Verifier) watchGaps(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if v.gaps.overdue(v.cfg.Clock.Now(), v.cfg.GapTimeout) {
+		if v.gaps.overdue(time.Now(), v.cfg.GapTimeout) {
 			v.gapPolls.Add(1)
 			select {
 			case v.pollNow <- struct{}{}:
