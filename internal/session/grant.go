@@ -303,7 +303,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		minted, err := s.signer.MintAccess(token.Access{
 			Subject: st.UserID, SID: st.SessionID, Role: st.Role, ClientID: clientID, NotAfter: st.ExpiresAt,
 			MinIssuedAt: st.Floor.Min(),
-			Status: s.statusRef(statuslist.Entry{List: st.StatusListID, Idx: st.StatusIdx}),
+			Status:      s.statusRef(statuslist.Entry{List: st.StatusListID, Idx: st.StatusIdx}),
 		})
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second
