@@ -98,7 +98,9 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		a.Registry = prometheus.NewRegistry()
 	}
 	if a.DB == nil {
-		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
+			Pooler: postgres.Pooler(cfg.DatabasePooler), ReadURL: cfg.DatabaseReadURL,
+		}); err != nil {
 			return err
 		}
 		a.closers = append(a.closers, a.DB.Close)
@@ -138,7 +140,11 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
 	})
-	a.Feed = feed.NewService(a.DB, a.Clock)
+	var src *postgres.ReadSource
+	if a.DB.Replica() != nil {
+		src = postgres.NewReadSource(a.DB, a.DB.Replica(), cfg.ReadMaxLag, a.Metrics.FeedReadFrom)
+	}
+	a.Feed = feed.NewService(a.DB, a.Clock, src)
 	a.Pruner = &jobs.Pruner{
 		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
 		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan,

@@ -25,7 +25,8 @@
 // Holdback is three times MaxRevokeTx: one for the transaction, the rest for
 // clock skew between replicas (revoked_at comes from the replica that
 // revoked, P from the one that serves the poll) and for commit latency.
-// Reading the feed from a streaming replica would need the replica's lag added.
+// Reading the feed from a streaming replica needs the replica's lag added:
+// postgres.ReadSource measures it and says where to read.
 package feed
 
 import (
@@ -75,18 +76,27 @@ func Cursor(now time.Time) int64 {
 type Service struct {
 	db    *postgres.DB
 	clock clock.Clock
+	src   *postgres.ReadSource
 }
 
-// NewService wires a Service.
-func NewService(db *postgres.DB, c clock.Clock) *Service { return &Service{db: db, clock: c} }
+// NewService wires a Service. src, when not nil, may send the query to a
+// hot standby; nil reads db.
+func NewService(db *postgres.DB, c clock.Clock, src *postgres.ReadSource) *Service {
+	return &Service{db: db, clock: c, src: src}
+}
 
 // Snapshot returns the revocations at or after since whose tokens are still
 // alive, and the cursor for the next poll. The clock is read before the query,
 // as the package comment requires. AppendJSON encodes the entries.
 func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]postgres.RevokedSession, int64, error) {
 	now := s.clock.Now()
-	cursor := Cursor(now)
-	entries, err := s.db.RevokedSince(ctx, since, now)
+	db, lag := s.db, time.Duration(0)
+	if s.src != nil {
+		db, lag = s.src.Pick(ctx, now)
+	}
+	// A standby's snapshot holds every commit from before now - lag only.
+	cursor := Cursor(now.Add(-lag))
+	entries, err := db.RevokedSince(ctx, since, now)
 	if err != nil {
 		return nil, 0, err
 	}
