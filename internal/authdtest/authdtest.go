@@ -56,6 +56,9 @@ type Options struct {
 	// AUTHD_REFRESH_REUSE_GRACE; default 0, off.
 	SessionIdleTTL    time.Duration
 	RefreshReuseGrace time.Duration
+	// ReadMaxLag is AUTHD_READ_MAX_LAG (default 5s); it matters only when
+	// DB has a replica (postgres.Options.ReadURL).
+	ReadMaxLag time.Duration
 }
 
 // Env is a running authd.
@@ -104,6 +107,7 @@ func Config(t testing.TB, o Options) config.Config {
 	}
 	cfg.MaxSessionsPerUser = o.MaxSessionsPerUser // 0: no cap, unlike production
 	cfg.SessionIdleTTL, cfg.RefreshReuseGrace = o.SessionIdleTTL, o.RefreshReuseGrace
+	cfg.ReadMaxLag = or(o.ReadMaxLag, cfg.ReadMaxLag)
 	d := throttle.DefaultConfig()
 	cfg.LoginMaxFailuresAccount = or(o.Throttle.MaxFailuresAccount, d.MaxFailuresAccount)
 	cfg.LoginMaxFailuresIP = or(o.Throttle.MaxFailuresIP, d.MaxFailuresIP)

@@ -75,7 +75,7 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 		return nil, err
 	}
 	if o.ReadURL != "" {
-		if db.replica, err = open(ctx, o.ReadURL, o.Pooler, "AUTHD_DATABASE_READ_URL"); err != nil {
+		if db.replica, err = open(ctx, o.ReadURL, o.Pooler, "the URL"); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("AUTHD_DATABASE_READ_URL: %w", err)
 		}

@@ -43,6 +43,10 @@ type ReadSource struct {
 	replayed   int64
 	replayedAt time.Time
 	replayOK   bool
+	// reached is the time of the newest sample the standby was seen to
+	// have replayed; it outlives the samples dropped for age, so a standby
+	// far behind still has a measured lag.
+	reached time.Time
 }
 
 type walSample struct {
@@ -160,8 +164,11 @@ func (s *ReadSource) reachedLocked() (time.Time, bool) {
 	}
 	for i := len(s.samples) - 1; i >= 0; i-- {
 		if s.samples[i].lsn <= s.replayed {
-			return s.samples[i].at, true
+			if s.samples[i].at.After(s.reached) {
+				s.reached = s.samples[i].at
+			}
+			break
 		}
 	}
-	return time.Time{}, false
+	return s.reached, !s.reached.IsZero()
 }
