@@ -37,9 +37,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# PgBouncer refuses to run as root, so it runs as postgres when we are root.
+# PgBouncer refuses to run as root; as root it is told to switch to postgres
+# (-u), so the pid we hold is PgBouncer's own.
 run_as=()
-if [ "$(id -u)" = 0 ]; then chown postgres "$tmp"; run_as=(runuser -u postgres --); fi
+if [ "$(id -u)" = 0 ]; then chown postgres "$tmp"; run_as=(-u postgres); fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$tmp/pgbouncer.ini" <<INI
 [databases]
@@ -62,16 +63,21 @@ log_disconnections = 0
 INI
 echo '"postgres" ""' >"$tmp/userlist.txt"
 [ ${#run_as[@]} -eq 0 ] || chown postgres "$tmp"/*
-"${run_as[@]}" pgbouncer "$tmp/pgbouncer.ini" &
+# Its log goes to logfile only (printed if the tests fail).
+pgbouncer "${run_as[@]}" "$tmp/pgbouncer.ini" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 echo "test-ha: PgBouncer $(pgbouncer --version | head -n1 | awk '{print $2}') on 127.0.0.1:$port, pool_mode = transaction (pid $pid)"
 
 # Every statement in internal/postgres is run by its own tests and again by
 # the session, account and HTTP tests that drive it end to end.
-AUTHD_TEST_POOLER_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable" \
+if ! AUTHD_TEST_POOLER_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable" \
   "$GO" test -race -count=1 ./internal/postgres/ ./internal/session/ ./internal/account/ \
-  ./internal/throttle/ ./internal/jobs/ ./internal/httpapi/
+  ./internal/throttle/ ./internal/jobs/ ./internal/httpapi/; then
+  echo "test-ha: failed through PgBouncer; the end of its log:" >&2
+  grep -v 'closing because\|login attempt\|new connection\|not linked\|auto-database' "$tmp/pgbouncer.log" | tail -n 40 >&2
+  exit 1
+fi
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
 AUTHD_TEST_HA=1 "$GO" test -race -count=1 -v -run 'TestHA' ./internal/ha/
