@@ -97,6 +97,11 @@ func (s *Service) Snapshot(ctx context.Context, since time.Time) ([]postgres.Rev
 	// A standby's snapshot holds every commit from before now - lag only.
 	cursor := Cursor(now.Add(-lag))
 	entries, err := db.RevokedSince(ctx, since, now)
+	if err != nil && db != s.db && postgres.Unavailable(err) {
+		// The standby went away after Pick: the primary answers instead.
+		cursor = Cursor(now)
+		entries, err = s.db.RevokedSince(ctx, since, now)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
