@@ -2,7 +2,7 @@
 GO ?= go
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: run test bench lint vuln build fuzz
+.PHONY: run test test-ha bench lint vuln build fuzz
 
 ## run: the service on a local database, with a first admin printed once
 run:
@@ -14,6 +14,15 @@ test:
 	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= GO=$(GO) deploy/dev/devdb.sh postgres)}" && \
 	  export AUTHD_TEST_DATABASE_URL && \
 	  $(GO) test -race -count=1 ./...
+
+## test-ha: authd on PostgreSQL's HA engines (test/ha/run.sh): a named subset of the
+## integration suite through a real PgBouncer in transaction mode, then internal/ha
+## (AUTHD_TEST_HA=1): the feed on a paused streaming replica and a Patroni failover
+## under load. Local processes on 127.0.0.1 only; installs pgbouncer, patroni and
+## etcd-server when missing and run as root.
+test-ha:
+	@AUTHD_TEST_DATABASE_URL="$${AUTHD_TEST_DATABASE_URL:-$$(DATABASE_URL= GO=$(GO) deploy/dev/devdb.sh postgres)}" && \
+	  export AUTHD_TEST_DATABASE_URL && GO=$(GO) test/ha/run.sh
 
 ## fuzz: every native fuzz target for FUZZTIME each (CI runs them briefly)
 FUZZTIME ?= 20s

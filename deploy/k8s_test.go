@@ -173,14 +173,21 @@ func (o *object) keys() []string {
 // loadK8s parses every deploy/k8s/*.yaml document.
 func loadK8s(t *testing.T) []*object {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("k8s", "*.yaml"))
+	return loadK8sDir(t, "k8s")
+}
+
+// loadK8sDir parses every dir/*.yaml document (deploy/k8s, or an optional
+// part such as deploy/k8s/pgbouncer).
+func loadK8sDir(t *testing.T, dir string) []*object {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	more, _ := filepath.Glob(filepath.Join("k8s", "*.yml"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*.yml"))
 	files = append(files, more...)
 	if len(files) == 0 {
-		t.Fatal("no deploy/k8s/*.yaml files")
+		t.Fatalf("no deploy/%s/*.yaml files", dir)
 	}
 	var objs []*object
 	for _, f := range files {

@@ -31,7 +31,7 @@ type cliEnv struct {
 func setupCLI(t *testing.T) cliEnv {
 	t.Helper()
 	u := pgtest.URL(t)
-	db, err := postgres.Open(context.Background(), u)
+	db, err := postgres.Open(context.Background(), u, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,8 @@ func migrateCmd() *command {
 The schema steps are embedded in the binary. Each subcommand prints the
 resulting version and whether it is dirty (a step failed half-way). up and
 down take a session-level advisory lock: connect directly or through a
-session-mode pool, never a transaction-mode PgBouncer.`,
+session-mode pool, never a transaction-mode PgBouncer. AUTHD_DATABASE_DIRECT_URL,
+when set, is used instead of DATABASE_URL.`,
 		subs: []*command{
 			leaf("up", "apply every pending migration",
 				"Apply every pending migration; nothing pending is success."),
@@ -42,7 +43,11 @@ func migrate(_ context.Context, action string, e env) error {
 	if err != nil {
 		return err
 	}
-	m, err := postgres.NewMigrator(cfg.DatabaseURL)
+	dbURL, err := cfg.MigrationURL()
+	if err != nil {
+		return err
+	}
+	m, err := postgres.NewMigrator(dbURL)
 	if err != nil {
 		return err
 	}

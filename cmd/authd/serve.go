@@ -77,7 +77,11 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 
 	// Schema, then the whole graph (internal/app).
 	if !noMigrate {
-		if err := migrateUp(cfg.DatabaseURL); err != nil {
+		dbURL, err := cfg.MigrationURL()
+		if err != nil {
+			return err
+		}
+		if err := migrateUp(dbURL); err != nil {
 			return err
 		}
 	}

@@ -176,6 +176,10 @@ func TestCommandErrorsAndExitCodes(t *testing.T) {
 		{"ServeBadTTL", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "AUTHD_ACCESS_TTL": "soon"}, 1, "AUTHD_ACCESS_TTL"},
 		{"ServeSessionShorter", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "AUTHD_SESSION_TTL": "1m"}, 1, "AUTHD_SESSION_TTL"},
 		{"ServeBadFlag", []string{"serve", "--nope"}, nil, 2, "flag provided but not defined"},
+		// Migrations hold a session advisory lock a transaction-mode pool cannot keep.
+		{"ServeMigrateThroughPooler", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:6432/x", "AUTHD_DATABASE_POOLER": "transaction"}, 1, "AUTHD_DATABASE_DIRECT_URL"},
+		{"MigrateThroughPooler", []string{"migrate", "up"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:6432/x", "AUTHD_DATABASE_POOLER": "transaction"}, 1, "AUTHD_DATABASE_DIRECT_URL"},
+		{"ServeBadReadURL", []string{"serve"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1/x", "AUTHD_DATABASE_READ_URL": "replica:5432"}, 1, "AUTHD_DATABASE_READ_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,6 +189,14 @@ func TestCommandErrorsAndExitCodes(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ServeUnreachableReadURL", func(t *testing.T) {
+		env := map[string]string{"DATABASE_URL": pgtest.URL(t), "AUTHD_ADDR": "127.0.0.1:0",
+			"AUTHD_DATABASE_READ_URL": "postgres://authd:s3cret@127.0.0.1:1/authd?sslmode=disable"}
+		err := run(context.Background(), []string{"serve", "--no-migrate"}, envOf(env), strings.NewReader(""), io.Discard, io.Discard)
+		if err == nil || exitCode(err) != 1 || !strings.HasPrefix(err.Error(), "AUTHD_DATABASE_READ_URL") || strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("err = %v, want exit 1 naming AUTHD_DATABASE_READ_URL without its password", err)
+		}
+	})
 	t.Run("KeysGenerateMode0600", func(t *testing.T) {
 		if err := run(context.Background(), []string{"keys", "generate", "--out", keyFile}, envOf(nil), nil, io.Discard, io.Discard); err != nil {
 			t.Fatal(err)

@@ -102,7 +102,9 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		a.Registry = prometheus.NewRegistry()
 	}
 	if a.DB == nil {
-		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
+			Pooler: postgres.Pooler(cfg.DatabasePooler), ReadURL: cfg.DatabaseReadURL,
+		}); err != nil {
 			return err
 		}
 		a.closers = append(a.closers, a.DB.Close)
@@ -125,7 +127,11 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}
 	hasher := password.New(params)
 
-	a.Feed = feed.NewService(a.DB, a.Clock, feed.Config{Log: a.Log, OnRead: a.Metrics.FeedRead})
+	var src *postgres.ReadSource
+	if a.DB.Replica() != nil {
+		src = postgres.NewReadSource(a.DB, a.DB.Replica(), cfg.ReadMaxLag, a.Metrics.FeedReadFrom)
+	}
+	a.Feed = feed.NewService(a.DB, a.Clock, feed.Config{Log: a.Log, OnRead: a.Metrics.FeedRead, Source: src})
 	a.closers = append(a.closers, a.Feed.Close)
 	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
 	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{

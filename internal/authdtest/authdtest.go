@@ -61,6 +61,9 @@ type Options struct {
 	// when a test calls App.StatusLists.Sync, as the clock is manual.
 	StatusListOff  bool
 	StatusListSize int
+	// ReadMaxLag is AUTHD_READ_MAX_LAG (default 5s); it matters only when
+	// DB has a replica (postgres.Options.ReadURL).
+	ReadMaxLag time.Duration
 }
 
 // Env is a running authd.
@@ -109,6 +112,7 @@ func Config(t testing.TB, o Options) config.Config {
 	}
 	cfg.MaxSessionsPerUser = o.MaxSessionsPerUser // 0: no cap, unlike production
 	cfg.SessionIdleTTL, cfg.RefreshReuseGrace = o.SessionIdleTTL, o.RefreshReuseGrace
+	cfg.ReadMaxLag = or(o.ReadMaxLag, cfg.ReadMaxLag)
 	d := throttle.DefaultConfig()
 	cfg.LoginMaxFailuresAccount = or(o.Throttle.MaxFailuresAccount, d.MaxFailuresAccount)
 	cfg.LoginMaxFailuresIP = or(o.Throttle.MaxFailuresIP, d.MaxFailuresIP)

@@ -26,6 +26,7 @@ var Names = []string{
 	"AUTHD_MAX_SESSIONS_PER_USER", "AUTHD_LOGIN_MAX_FAILURES_ACCOUNT", "AUTHD_LOGIN_MAX_FAILURES_IP", "AUTHD_LOGIN_BACKOFF_BASE", "AUTHD_LOGIN_BACKOFF_MAX",
 	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP",
 	"AUTHD_STATUS_LIST", "AUTHD_STATUS_LIST_SIZE", "AUTHD_STATUS_LIST_TTL",
+	"AUTHD_DATABASE_DIRECT_URL", "AUTHD_DATABASE_POOLER", "AUTHD_DATABASE_READ_URL", "AUTHD_READ_MAX_LAG",
 }
 
 // DefaultAddr is AUTHD_ADDR's default: the loopback interface only, so a
@@ -38,6 +39,27 @@ const DefaultAddr = "127.0.0.1:8080"
 type Config struct {
 	// DatabaseURL is DATABASE_URL: a PostgreSQL connection URL. Required.
 	DatabaseURL string
+	// DatabaseDirectURL is AUTHD_DATABASE_DIRECT_URL: the primary reached
+	// without a transaction-mode pool, for what needs one server session
+	// throughout (migrations take a session advisory lock). Default empty:
+	// DATABASE_URL is used, which is refused when AUTHD_DATABASE_POOLER is
+	// transaction (see MigrationURL).
+	DatabaseDirectURL string
+	// DatabasePooler is AUTHD_DATABASE_POOLER: "none" (default) when
+	// DATABASE_URL reaches PostgreSQL or a session-mode pool, "transaction"
+	// when it reaches PgBouncer with pool_mode = transaction; then no
+	// statement relies on session state (postgres.Options.Pooler).
+	DatabasePooler string
+	// DatabaseReadURL is AUTHD_DATABASE_READ_URL: a hot standby (streaming
+	// replica) that serves the revocation feed while its measured lag is
+	// within AUTHD_READ_MAX_LAG, and session and user lists. Default empty:
+	// everything reads the primary. Bearer checks and writes never use it.
+	DatabaseReadURL string
+	// ReadMaxLag is AUTHD_READ_MAX_LAG: beyond this replay lag (or when the
+	// lag cannot be measured) the feed reads the primary. Default 5s, from
+	// 1s to 1m; each poll served by the replica holds its cursor back by the
+	// lag as well.
+	ReadMaxLag time.Duration
 	// Addr is AUTHD_ADDR, the listen address. Default DefaultAddr
 	// (127.0.0.1:8080); ":8080" listens on every interface.
 	Addr string
@@ -134,8 +156,15 @@ func Load(getenv func(string) string) (Config, error) {
 		Audience:      or(getenv("AUTHD_AUDIENCE"), "authd"),
 		PruneSchedule: or(getenv("AUTHD_PRUNE_SCHEDULE"), "@every 1m"),
 		RedisURL:      getenv("AUTHD_REDIS_URL"),
+
+		DatabaseDirectURL: getenv("AUTHD_DATABASE_DIRECT_URL"),
+		DatabasePooler:    or(getenv("AUTHD_DATABASE_POOLER"), "none"),
+		DatabaseReadURL:   getenv("AUTHD_DATABASE_READ_URL"),
 	}
 	var err error
+	if c.ReadMaxLag, err = duration(getenv, "AUTHD_READ_MAX_LAG", 5*time.Second); err != nil {
+		return Config{}, err
+	}
 	if c.AccessTTL, err = duration(getenv, "AUTHD_ACCESS_TTL", 10*time.Minute); err != nil {
 		return Config{}, err
 	}
@@ -216,6 +245,19 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		return fmt.Errorf("DATABASE_URL: want a postgres:// URL")
 	}
+	for _, v := range []struct{ name, url string }{
+		{"AUTHD_DATABASE_DIRECT_URL", c.DatabaseDirectURL}, {"AUTHD_DATABASE_READ_URL", c.DatabaseReadURL},
+	} {
+		if u, err := url.Parse(v.url); v.url != "" && (err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql")) {
+			return fmt.Errorf("%s: want a postgres:// URL", v.name)
+		}
+	}
+	if c.DatabasePooler != "none" && c.DatabasePooler != "transaction" {
+		return fmt.Errorf("AUTHD_DATABASE_POOLER: %q is not none or transaction", c.DatabasePooler)
+	}
+	if c.ReadMaxLag > time.Minute {
+		return fmt.Errorf("AUTHD_READ_MAX_LAG: %s is longer than the maximum of 1m", c.ReadMaxLag)
+	}
 	if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("AUTHD_ISSUER: %q is not an absolute http(s) URL", c.Issuer)
 	}
@@ -260,7 +302,9 @@ func (c Config) Validate() error {
 // credentials inside URLs masked.
 func (c Config) Redacted() []any {
 	return []any{
-		"database_url", RedactURL(c.DatabaseURL),
+		"database_url", RedactURL(c.DatabaseURL), "database_direct_url", RedactURL(c.DatabaseDirectURL),
+		"database_pooler", c.DatabasePooler, "database_read_url", RedactURL(c.DatabaseReadURL),
+		"read_max_lag", c.ReadMaxLag.String(),
 		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
 		"session_idle_ttl", c.SessionIdleTTL.String(), "refresh_reuse_grace", c.RefreshReuseGrace.String(),
@@ -273,6 +317,23 @@ func (c Config) Redacted() []any {
 		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
 		"status_list", c.StatusList, "status_list_size", c.StatusListSize, "status_list_ttl", c.StatusListTTL.String(),
 	}
+}
+
+// MigrationURL is where migrations run: AUTHD_DATABASE_DIRECT_URL when set,
+// else DATABASE_URL. golang-migrate holds a session advisory lock from the
+// first statement to the last, so through a transaction-mode pool the lock
+// and its unlock could land on different server sessions, leaving the lock
+// held for good; that combination is refused with what to do instead.
+func (c Config) MigrationURL() (string, error) {
+	if c.DatabaseDirectURL != "" {
+		return c.DatabaseDirectURL, nil
+	}
+	if c.DatabasePooler == "transaction" {
+		return "", fmt.Errorf("AUTHD_DATABASE_DIRECT_URL: required to migrate when AUTHD_DATABASE_POOLER=transaction: " +
+			"migrations hold a session advisory lock, which a transaction-mode pool (PgBouncer pool_mode = transaction) cannot keep; " +
+			"set it to the primary's own address, or start with --no-migrate and run authd migrate up with a direct DATABASE_URL")
+	}
+	return c.DatabaseURL, nil
 }
 
 // RedactURL masks the secrets of a connection URL (redact.URL).

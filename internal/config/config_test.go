@@ -53,6 +53,11 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"status list size zero", "AUTHD_STATUS_LIST_SIZE", "0", "AUTHD_STATUS_LIST_SIZE"},
 		{"status list ttl too long", "AUTHD_STATUS_LIST_TTL", "2h", "AUTHD_STATUS_LIST_TTL"},
 		{"status list ttl fractional", "AUTHD_STATUS_LIST_TTL", "1500ms", "AUTHD_STATUS_LIST_TTL"},
+		{"read url not postgres", "AUTHD_DATABASE_READ_URL", "http://replica", "AUTHD_DATABASE_READ_URL"},
+		{"direct url not postgres", "AUTHD_DATABASE_DIRECT_URL", "mysql://x", "AUTHD_DATABASE_DIRECT_URL"},
+		{"unknown pooler", "AUTHD_DATABASE_POOLER", "session", "AUTHD_DATABASE_POOLER"},
+		{"read lag too long", "AUTHD_READ_MAX_LAG", "2m", "AUTHD_READ_MAX_LAG"},
+		{"read lag not a duration", "AUTHD_READ_MAX_LAG", "soon", "AUTHD_READ_MAX_LAG"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,5 +187,35 @@ func TestURLSecretsIncludeEscapedForms(t *testing.T) {
 		if !found {
 			t.Errorf("URLSecrets = %q, lacks %q", got, want)
 		}
+	}
+}
+
+func TestMigrationURL(t *testing.T) {
+	const db, direct = "postgres://u@pgbouncer:6432/authd", "postgres://u@primary:5432/authd"
+	cases := []struct {
+		name, pooler, direct, want, wantErr string
+	}{
+		{"direct connection", "", "", db, ""},
+		{"direct url wins", "", direct, direct, ""},
+		{"pooler with direct url", "transaction", direct, direct, ""},
+		{"pooler without direct url", "transaction", "", "", "AUTHD_DATABASE_DIRECT_URL"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"DATABASE_URL": db, "AUTHD_DATABASE_POOLER": tc.pooler, "AUTHD_DATABASE_DIRECT_URL": tc.direct}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.MigrationURL()
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "transaction") {
+					t.Fatalf("MigrationURL err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("MigrationURL = %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -26,7 +26,8 @@
 // Holdback is three times MaxRevokeTx: one for the transaction, the rest for
 // clock skew between replicas (revoked_at comes from the replica that
 // revoked, P from the one that serves the poll) and for commit latency.
-// Reading the feed from a streaming replica would need the replica's lag added.
+// Reading the feed from a streaming replica adds the replica's replay lag to
+// the hold-back: postgres.ReadSource measures it and says where to read.
 //
 // # Served from memory
 //

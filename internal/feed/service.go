@@ -52,6 +52,10 @@ type Config struct {
 	Log        *slog.Logger
 	// OnRead, if set, is told the outcome of each read of the database.
 	OnRead func(err error)
+	// Source, when set, may send the follower's reads to a hot standby,
+	// whose measured replay lag then holds the cursor back further; nil
+	// reads the primary.
+	Source *postgres.ReadSource
 }
 
 // Service follows the database into memory and answers feed polls from it
@@ -188,24 +192,42 @@ func (s *Service) readLocked(ctx context.Context) (err error) {
 		if err := s.db.RefreshSchema(ctx); err != nil {
 			return err
 		}
+		if r := s.db.Replica(); r != nil {
+			_ = r.RefreshSchema(ctx) // unreachable: ReadSource reads the primary
+		}
 		schemaAt = now
 	}
-	sessions, err := s.db.FeedSince(ctx, since, now)
-	if err != nil {
-		return err
+	db, lag := s.db, time.Duration(0)
+	if s.cfg.Source != nil {
+		db, lag = s.cfg.Source.Pick(ctx, now)
 	}
-	cutoffs, err := s.db.CutoffsSince(ctx, since, now)
+	sessions, cutoffs, err := readFrom(ctx, db, since, now)
+	if err != nil && db != s.db && postgres.Unavailable(err) {
+		// The standby went away after Pick: the primary answers instead.
+		lag = 0
+		sessions, cutoffs, err = readFrom(ctx, s.db, since, now)
+	}
 	if err != nil {
 		return err
 	}
 	s.reads.Add(1)
-	s.cur.Store(merge(prev, sessions, cutoffs, now, kicks, schemaAt))
+	// A standby's snapshot holds every commit from before now - lag only.
+	s.cur.Store(merge(prev, sessions, cutoffs, now, Cursor(now.Add(-lag)), kicks, schemaAt))
 	return nil
 }
 
+func readFrom(ctx context.Context, db *postgres.DB, since, now time.Time) ([]postgres.FeedSession, []postgres.Cutoff, error) {
+	sessions, err := db.FeedSince(ctx, since, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	cutoffs, err := db.CutoffsSince(ctx, since, now)
+	return sessions, cutoffs, err
+}
+
 // merge is prev with the rows just read, less what expired by now.
-func merge(prev *state, sessions []postgres.FeedSession, cutoffs []postgres.Cutoff, now time.Time, kicks uint64, schemaAt time.Time) *state {
-	next := &state{readAt: now, cursor: Cursor(now), kicks: kicks, schemaAt: schemaAt, v2: &fullCache{}}
+func merge(prev *state, sessions []postgres.FeedSession, cutoffs []postgres.Cutoff, now time.Time, cursor int64, kicks uint64, schemaAt time.Time) *state {
+	next := &state{readAt: now, cursor: cursor, kicks: kicks, schemaAt: schemaAt, v2: &fullCache{}}
 	nowSec := now.Unix()
 	if prev != nil {
 		fresh := prev.minExp > nowSec

@@ -23,7 +23,7 @@ func TestMergeDedupesSortsAndExpires(t *testing.T) {
 	a := fs("00000000-0000-4000-8000-00000000000a", t0, t0.Unix()+60, false)
 	b := fs("00000000-0000-4000-8000-00000000000b", t0.Add(time.Second), t0.Unix()+5, false)
 	c := fs("00000000-0000-4000-8000-00000000000c", t0, t0.Unix()+60, true)
-	st := merge(nil, []postgres.FeedSession{a, c, b}, nil, t0, 0, t0)
+	st := merge(nil, []postgres.FeedSession{a, c, b}, nil, t0, Cursor(t0), 0, t0)
 	if got := sidsOf(st.sessions); !reflect.DeepEqual(got, []string{a.SID, c.SID, b.SID}) {
 		t.Fatalf("first read = %v", got)
 	}
@@ -31,13 +31,13 @@ func TestMergeDedupesSortsAndExpires(t *testing.T) {
 		t.Fatalf("cursor %d minExp %d", st.cursor, st.minExp)
 	}
 	// Nothing new: the entries and the v1 cache are shared.
-	same := merge(st, []postgres.FeedSession{b}, nil, t0.Add(time.Second), 0, t0)
+	same := merge(st, []postgres.FeedSession{b}, nil, t0.Add(time.Second), Cursor(t0.Add(time.Second)), 0, t0)
 	if &same.sessions[0] != &st.sessions[0] || same.v1 != st.v1 || same.v2 == st.v2 {
 		t.Fatal("an unchanged read did not share the entries and the v1 cache")
 	}
 	// b expires, d arrives, a is read again.
 	d := fs("00000000-0000-4000-8000-00000000000d", t0.Add(2*time.Second), t0.Unix()+60, false)
-	next := merge(same, []postgres.FeedSession{a, d}, nil, time.Unix(b.Exp, 0), 0, t0)
+	next := merge(same, []postgres.FeedSession{a, d}, nil, time.Unix(b.Exp, 0), Cursor(time.Unix(b.Exp, 0)), 0, t0)
 	if got := sidsOf(next.sessions); !reflect.DeepEqual(got, []string{a.SID, c.SID, d.SID}) {
 		t.Fatalf("after expiry and a repeat = %v", got)
 	}
@@ -73,7 +73,7 @@ func TestV2OmitsCutoffSessionsAndMergesUsers(t *testing.T) {
 			{ID: 2, UserID: u, RevokedAt: t0.Add(time.Second), NBF: t0.Unix() + 2, Exp: t0.Unix() + 30},
 			{ID: 3, RevokedAt: t0, NBF: t0.Unix() + 1, Exp: t0.Unix() + 700},
 			{ID: 4, RevokedAt: t0.Add(time.Second), NBF: t0.Unix() + 2, Exp: t0.Unix() + 40},
-		}, t0.Add(2*time.Second), 0, t0)
+		}, t0.Add(2*time.Second), Cursor(t0.Add(2*time.Second)), 0, t0)
 	var got struct {
 		Format   int                    `json:"format"`
 		Cursor   string                 `json:"cursor"`

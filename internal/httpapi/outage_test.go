@@ -33,7 +33,7 @@ func throughProxy(t *testing.T) (*postgres.DB, *tcpproxy.Proxy) {
 	}
 	px := tcpproxy.Start(t, u.Host)
 	u.Host = px.Addr()
-	db, err := postgres.Open(context.Background(), u.String())
+	db, err := postgres.Open(context.Background(), u.String(), postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

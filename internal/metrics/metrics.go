@@ -44,6 +44,8 @@ type Metrics struct {
 	pruneDeleted   prometheus.Counter
 	loginThrottled prometheus.Counter
 	feedReads      *prometheus.CounterVec
+	feedSource     *prometheus.GaugeVec
+	feedLag        prometheus.Gauge
 }
 
 // New registers authd's collectors on reg, with the Go runtime and process
@@ -94,9 +96,18 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			Name: "authd_feed_follower_reads_total",
 			Help: "Reads of the database by the revocation feed's in-memory follower, by result (ok, error); polls themselves read nothing.",
 		}, []string{"result"}),
+		feedSource: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authd_feed_read_source",
+			Help: "Where the last revocation feed poll read: 1 for the source used (primary or replica), 0 for the other.",
+		}, []string{"source"}),
+		feedLag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authd_feed_read_lag_seconds",
+			Help: "The read replica's replay lag measured at the last feed poll; -1 when it could not be measured.",
+		}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
-		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled, m.feedReads,
+		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
+		m.feedReads, m.feedSource, m.feedLag,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(buildinfo.Read()))
 	if pool != nil {
@@ -106,6 +117,8 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 	for _, g := range grants {
 		m.tokensIssued.WithLabelValues(g)
 	}
+	m.feedSource.WithLabelValues("primary").Set(1)
+	m.feedSource.WithLabelValues("replica")
 	m.pruneRuns.WithLabelValues(PruneOK)
 	m.pruneRuns.WithLabelValues(PruneError)
 	m.feedReads.WithLabelValues(PruneOK)
@@ -196,6 +209,27 @@ func (m *Metrics) FeedPolled(entries int) {
 	}
 	m.feedPolls.Inc()
 	m.feedEntries.Add(float64(entries))
+}
+
+// FeedReadFrom records where a feed poll read (postgres.SourcePrimary or
+// SourceReplica) and the replica's lag, known false when unmeasured; it fits
+// postgres.NewReadSource's observe.
+func (m *Metrics) FeedReadFrom(source string, lag time.Duration, known bool) {
+	if m == nil {
+		return
+	}
+	for _, s := range []string{"primary", "replica"} {
+		v := 0.0
+		if s == source {
+			v = 1
+		}
+		m.feedSource.WithLabelValues(s).Set(v)
+	}
+	if !known {
+		m.feedLag.Set(-1)
+		return
+	}
+	m.feedLag.Set(lag.Seconds())
 }
 
 // PushFailed counts one revocation that will never be pushed; it fits

@@ -6,6 +6,12 @@
 // authd_test_* and never touch the authd database itself. With no server
 // reachable the test is skipped, unless CI or AUTHD_REQUIRE_DB is set, when it
 // fails.
+//
+// With AUTHD_TEST_POOLER_URL set (a PgBouncer in pool_mode = transaction
+// whose [databases] forwards every name to that server, as `make test-ha`
+// starts one), databases are still created and migrated directly, but NewDB
+// opens its pool through the pooler with postgres.PoolerTransaction, so the
+// tests prove that no statement depends on session state.
 package pgtest
 
 import (
@@ -15,6 +21,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,16 +126,30 @@ func URL(t testing.TB) string {
 	return withDB(ServerURL(), name)
 }
 
-// NewDB is URL plus an open pool, closed when t ends.
+// NewDB is URL plus an open pool, closed when t ends; through the pooler
+// when AUTHD_TEST_POOLER_URL is set.
 func NewDB(t testing.TB) *postgres.DB {
 	t.Helper()
 	u := URL(t)
-	db, err := postgres.Open(context.Background(), u)
+	var o postgres.Options
+	if p := os.Getenv("AUTHD_TEST_POOLER_URL"); p != "" {
+		name := strings.TrimPrefix(mustParse(t, u).Path, "/")
+		u, o.Pooler = withDB(p, name), postgres.PoolerTransaction
+	}
+	db, err := postgres.Open(context.Background(), u, o)
 	if err != nil {
 		t.Fatalf("pgtest: open: %v", err)
 	}
 	t.Cleanup(db.Close)
 	return db
+}
+
+func mustParse(t testing.TB, raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return u
 }
 
 func makeTemplate(name string) error {

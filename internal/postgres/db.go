@@ -32,17 +32,71 @@ type DB struct {
 	pool *pgxpool.Pool
 	// cutoffs: the schema has migration 000008 (RefreshSchema).
 	cutoffs atomic.Bool
+	// replica, when set, serves the reads that may lag (session and user
+	// lists); see Options.ReadURL.
+	replica *DB
 }
 
-// Open connects to url and checks the connection.
-func Open(ctx context.Context, url string) (*DB, error) {
+// Pooler says what sits between authd and PostgreSQL.
+type Pooler string
+
+const (
+	// PoolerNone: connections go to PostgreSQL itself, or to a pool that
+	// gives each client one server session for as long as it is connected.
+	PoolerNone Pooler = "none"
+	// PoolerTransaction: a pool (PgBouncer pool_mode = transaction) that may
+	// hand each transaction, or each statement outside one, to a different
+	// server session. No session state survives: not named prepared
+	// statements, not SET, not session advisory locks, not LISTEN.
+	PoolerTransaction Pooler = "transaction"
+)
+
+// Options are the settings of Open besides the URL; the zero value is a
+// direct connection.
+type Options struct {
+	// Pooler is AUTHD_DATABASE_POOLER. With PoolerTransaction, pgx stops
+	// using named prepared statements (its default, cache_statement, prepares
+	// each statement once per connection and reuses it, which breaks as soon
+	// as PgBouncer moves the client to another server session). It uses
+	// cache_describe instead: each execution is one round trip of unnamed
+	// Parse/Bind/Execute/Sync, which PgBouncer keeps on one server session,
+	// and only the result description is cached client-side. PgBouncer 1.21
+	// can track named statements itself (max_prepared_statements), but
+	// Debian 12 ships 1.18, and this works with any version. An explicit
+	// default_query_exec_mode in the URL wins.
+	Pooler Pooler
+	// ReadURL is AUTHD_DATABASE_READ_URL: a hot standby for the reads that
+	// may lag (Replica). Empty: every read goes to url.
+	ReadURL string
+}
+
+// Open connects to url and checks the connection, and to o.ReadURL when set.
+// Errors about the read URL name AUTHD_DATABASE_READ_URL.
+func Open(ctx context.Context, url string, o Options) (*DB, error) {
+	db, err := open(ctx, url, o.Pooler, "DATABASE_URL")
+	if err != nil {
+		return nil, err
+	}
+	if o.ReadURL != "" {
+		if db.replica, err = open(ctx, o.ReadURL, o.Pooler, "the URL"); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("AUTHD_DATABASE_READ_URL: %w", err)
+		}
+	}
+	return db, nil
+}
+
+func open(ctx context.Context, url string, pooler Pooler, name string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message can echo the URL, password included.
-		return nil, errors.New("postgres: DATABASE_URL cannot be parsed")
+		return nil, fmt.Errorf("postgres: %s cannot be parsed", name)
 	}
 	if !strings.Contains(url, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
+	if pooler == PoolerTransaction && !strings.Contains(url, "default_query_exec_mode") {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -59,8 +113,27 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return db, nil
 }
 
-// Close closes every connection.
-func (db *DB) Close() { db.pool.Close() }
+// Replica is the hot standby of Options.ReadURL, or nil without one. It
+// serves reads only; its lag is measured by ReadSource.
+func (db *DB) Replica() *DB { return db.replica }
+
+// readPool serves the reads a replica may answer: lists a person looks at,
+// where a second of lag is harmless. Bearer checks, refreshes and anything a
+// write depends on read the primary.
+func (db *DB) readPool() *pgxpool.Pool {
+	if db.replica != nil {
+		return db.replica.pool
+	}
+	return db.pool
+}
+
+// Close closes every connection, the replica's included.
+func (db *DB) Close() {
+	if db.replica != nil {
+		db.replica.Close()
+	}
+	db.pool.Close()
+}
 
 // Pool exposes the pool for stats and for tests that must hold a transaction
 // open; application code goes through DB's methods.

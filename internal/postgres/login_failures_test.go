@@ -333,7 +333,7 @@ func TestDeleteLoginFailuresBefore(t *testing.T) {
 func TestLoginFailuresOnTheSchemaBefore000006(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	db, err := postgres.Open(ctx, url)
+	db, err := postgres.Open(ctx, url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

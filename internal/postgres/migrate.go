@@ -24,6 +24,9 @@ type Migrator struct {
 }
 
 // NewMigrator opens a migrator for the database at dbURL (postgres://...).
+// dbURL must give one server session throughout, for the advisory lock:
+// callers pass config.Config.MigrationURL, which is AUTHD_DATABASE_DIRECT_URL
+// when set and refuses a transaction-mode pooler.
 func NewMigrator(dbURL string) (*Migrator, error) {
 	u, err := url.Parse(dbURL)
 	if err != nil {

@@ -632,7 +632,7 @@ func (db *DB) UserSessions(ctx context.Context, sq SessionQuery) ([]Session, err
 		  AND (@after::timestamptz IS NULL OR (created_at, id) < (@after::timestamptz, @after_id::uuid))
 		ORDER BY created_at DESC, id DESC
 		LIMIT @limit`
-	rows, _ := db.pool.Query(ctx, q, pgx.NamedArgs{
+	rows, _ := db.readPool().Query(ctx, q, pgx.NamedArgs{
 		"uid": sq.UserID, "all": sq.IncludeRevoked, "now": sq.Now, "after": after, "after_id": afterID, "limit": sq.Limit,
 	})
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[Session])

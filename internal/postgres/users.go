@@ -114,7 +114,7 @@ func (db *DB) ListUsers(ctx context.Context, query, after string, limit int) ([]
 	q := `SELECT ` + userColumns + ` FROM users
 		WHERE ($1 = '' OR strpos(lower(username), lower($1)) > 0) AND ($2 = '' OR lower(username) > lower($2))
 		ORDER BY lower(username) LIMIT $3`
-	rows, _ := db.pool.Query(ctx, q, query, after, limit)
+	rows, _ := db.readPool().Query(ctx, q, query, after, limit)
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[User])
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)

@@ -585,7 +585,7 @@ func TestThrottle(t *testing.T) {
 func TestThrottleOnTheSchemaBefore000006(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
-	db, err := postgres.Open(ctx, url)
+	db, err := postgres.Open(ctx, url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
