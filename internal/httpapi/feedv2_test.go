@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/migrations"
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
@@ -247,5 +248,66 @@ func TestFeedFromMemory(t *testing.T) {
 	}
 	if res, _ := get("?format=3"); res.StatusCode != 400 {
 		t.Fatalf("format=3: %d", res.StatusCode)
+	}
+}
+
+// TestCutoffsAcrossSchemas: on the schema before migration 000008 (a
+// replica started before the migration Job, or after a rollback) logins,
+// bearer checks, refreshes and the feed work, a bulk revocation is one entry
+// per session, and revoke-all answers 503; once the schema has the step
+// again, the same process makes cutoffs.
+func TestCutoffsAcrossSchemas(t *testing.T) {
+	f := startFeed(t, authdtest.Options{})
+	ctx := context.Background()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := f.DB.Pool().Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%.60s: %v", sql, err)
+		}
+	}
+	file := func(name string) string {
+		t.Helper()
+		b, err := migrations.FS.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var version int
+	if err := f.DB.Pool().QueryRow(ctx, `SELECT version FROM schema_migrations`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	// The later steps only add what 000008's down step does not touch.
+	exec(file("000008_revocation_cutoffs.down.sql"))
+	exec(`UPDATE schema_migrations SET version = 7`)
+	if err := f.DB.RefreshSchema(ctx); err != nil || f.DB.Cutoffs() {
+		t.Fatalf("RefreshSchema on schema 7: %v, cutoffs %v", err, f.DB.Cutoffs())
+	}
+	a, b := f.Login(t, "alice", pw), f.Login(t, "alice", pw)
+	if res, body := refresh(t, f.Env, a.RefreshToken); res.StatusCode != 200 {
+		t.Fatalf("refresh on schema 7: %d %s", res.StatusCode, body)
+	}
+	if res, body := f.Do(t, http.MethodPost, "/logout/all", b.AccessToken, "", nil); res.StatusCode != 200 || !strings.Contains(string(body), `"revoked":2`) {
+		t.Fatalf("logout all on schema 7: %d %s", res.StatusCode, body)
+	}
+	if v, _ := f.pollV2(t, ""); len(v.Sessions) != 2 || len(v.Users) != 0 {
+		t.Fatalf("v2 on schema 7: %+v; want the 2 sessions, no cutoff", v)
+	}
+	admin := f.Login(t, "root", pw)
+	if res, body := f.Do(t, http.MethodPost, "/sessions/revoke-all", admin.AccessToken, "", nil); res.StatusCode != 503 {
+		t.Fatalf("revoke-all on schema 7: %d %s", res.StatusCode, body)
+	}
+	// Migrated again: the next bulk revocation is a cutoff.
+	exec(file("000008_revocation_cutoffs.up.sql"))
+	exec(`UPDATE schema_migrations SET version = $1`, version)
+	if err := f.DB.RefreshSchema(ctx); err != nil || !f.DB.Cutoffs() {
+		t.Fatalf("RefreshSchema after the step: %v, cutoffs %v", err, f.DB.Cutoffs())
+	}
+	c := f.Login(t, "alice", pw)
+	if res, body := f.Do(t, http.MethodPost, "/logout/all", c.AccessToken, "", nil); res.StatusCode != 200 {
+		t.Fatalf("logout all after the step: %d %s", res.StatusCode, body)
+	}
+	if v, _ := f.pollV2(t, ""); len(v.Users) != 1 || len(v.Sessions) != 2 {
+		t.Fatalf("v2 after the step: %+v; want the 2 earlier sessions and one cutoff", v)
 	}
 }
