@@ -36,8 +36,10 @@ type feedSink struct {
 	issuer  func(IssuerCutoff)
 }
 
-// feedV2 is the format-2 answer of GET /sessions/revoked.
-type feedV2 struct {
+// FeedV2 is the format-2 answer of GET /sessions/revoked?format=2: sessions
+// revoked on their own, user cutoffs and the issuer-wide cutoff (nil: none),
+// and the since of the next poll. authd's encoder is tested against it.
+type FeedV2 struct {
 	Format   int           `json:"format"`
 	Cursor   string        `json:"cursor"`
 	Sessions []Revocation  `json:"sessions"`
@@ -184,7 +186,7 @@ func (f *feedClient) readV1(h http.Header, body io.Reader, to feedSink) error {
 // bulk revocation is one entry), and nothing is applied unless all of it
 // decoded.
 func (f *feedClient) readV2(body io.Reader, to feedSink) error {
-	var v feedV2
+	var v FeedV2
 	if err := json.NewDecoder(body).Decode(&v); err != nil {
 		return fmt.Errorf("feed: decode format 2: %w", err)
 	}

@@ -74,13 +74,7 @@ func TestV2OmitsCutoffSessionsAndMergesUsers(t *testing.T) {
 			{ID: 3, RevokedAt: t0, NBF: t0.Unix() + 1, Exp: t0.Unix() + 700},
 			{ID: 4, RevokedAt: t0.Add(time.Second), NBF: t0.Unix() + 2, Exp: t0.Unix() + 40},
 		}, t0.Add(2*time.Second), Cursor(t0.Add(2*time.Second)), 0, t0)
-	var got struct {
-		Format   int                    `json:"format"`
-		Cursor   string                 `json:"cursor"`
-		Sessions []verifier.Revocation  `json:"sessions"`
-		Users    []verifier.UserCutoff  `json:"users"`
-		Issuer   *verifier.IssuerCutoff `json:"issuer"`
-	}
+	var got verifier.FeedV2
 	a := st.encodeV2(time.Unix(0, 0), t0.Unix()+2, true)
 	if err := json.Unmarshal(a.Body, &got); err != nil {
 		t.Fatalf("%s: %v", a.Body, err)
@@ -103,13 +97,7 @@ func TestV2OmitsCutoffSessionsAndMergesUsers(t *testing.T) {
 // encoder's bytes exactly the object it was given, in the wire types the
 // verifier decodes.
 func TestV2AppendJSONRoundTrips(t *testing.T) {
-	type wire struct {
-		Format   int                    `json:"format"`
-		Cursor   string                 `json:"cursor"`
-		Sessions []verifier.Revocation  `json:"sessions"`
-		Users    []verifier.UserCutoff  `json:"users"`
-		Issuer   *verifier.IssuerCutoff `json:"issuer"`
-	}
+	type wire = verifier.FeedV2
 	for name, v := range map[string]V2{
 		"Empty": {Cursor: 0},
 		"All": {Cursor: 1764599985,

@@ -14,16 +14,7 @@ import (
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
-// feedV2 is the format-2 answer, decoded strictly.
-type feedV2 struct {
-	Format   int                    `json:"format"`
-	Cursor   string                 `json:"cursor"`
-	Sessions []verifier.Revocation  `json:"sessions"`
-	Users    []verifier.UserCutoff  `json:"users"`
-	Issuer   *verifier.IssuerCutoff `json:"issuer"`
-}
-
-func (f feedEnv) pollV2(t *testing.T, query string) (feedV2, *http.Response) {
+func (f feedEnv) pollV2(t *testing.T, query string) (verifier.FeedV2, *http.Response) {
 	t.Helper()
 	svc := f.ServiceToken(t, "verifier-svc", "verifier service secret")
 	res, body := f.Do(t, http.MethodGet, "/sessions/revoked?format=2"+query, svc.AccessToken, "", nil)
@@ -32,7 +23,7 @@ func (f feedEnv) pollV2(t *testing.T, query string) (feedV2, *http.Response) {
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
-	var v feedV2
+	var v verifier.FeedV2
 	if err := dec.Decode(&v); err != nil || v.Format != 2 || v.Sessions == nil || v.Users == nil {
 		t.Fatalf("feed v2 body %s: %v", body, err)
 	}
