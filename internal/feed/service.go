@@ -1,7 +1,9 @@
 package feed
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -110,6 +112,27 @@ type state struct {
 type fullCache struct {
 	once sync.Once
 	ans  Answer
+	gz   gzipOnce
+}
+
+// gzipOnce is a body's gzip encoding, made on first use: a full snapshot is
+// compressed once per change, not once per verifier that asks.
+type gzipOnce struct {
+	once sync.Once
+	body []byte
+}
+
+func (g *gzipOnce) get(body []byte) []byte {
+	g.once.Do(func() {
+		var b bytes.Buffer
+		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
+		// cost several times the CPU for a few percent of bytes.
+		w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		_, _ = w.Write(body)
+		_ = w.Close()
+		g.body = b.Bytes()
+	})
+	return g.body
 }
 
 // Kick tells the follower that this replica committed a revocation: the
@@ -310,6 +333,17 @@ type Answer struct {
 	Cursor int64
 	// Entries is how many entries Body holds.
 	Entries int
+
+	gz *gzipOnce // a full snapshot's, shared by every poll of it
+}
+
+// Gzip is Body compressed with gzip: for a full snapshot, made once and
+// shared by every poll that gets the same snapshot.
+func (a Answer) Gzip() []byte {
+	if a.gz == nil {
+		a.gz = &gzipOnce{}
+	}
+	return a.gz.get(a.Body)
 }
 
 // Poll answers a poll in format (FormatV1 or FormatV2) for the revocations
@@ -326,7 +360,7 @@ func (s *Service) Poll(ctx context.Context, format int, since time.Time, full bo
 	cached := full && st.minExp > now
 	switch {
 	case format == FormatV2 && cached:
-		st.v2.once.Do(func() { st.v2.ans = withETag(st.encodeV2(time.Unix(0, 0), now, true)) })
+		st.v2.once.Do(func() { st.v2.ans = withETag(st.encodeV2(time.Unix(0, 0), now, true)); st.v2.ans.gz = &st.v2.gz })
 		return st.v2.ans, nil
 	case format == FormatV2:
 		a := st.encodeV2(since, now, full)
@@ -335,7 +369,7 @@ func (s *Service) Poll(ctx context.Context, format int, since time.Time, full bo
 		}
 		return a, nil
 	case cached:
-		st.v1.once.Do(func() { st.v1.ans = withETag(st.encodeV1(time.Unix(0, 0), now)) })
+		st.v1.once.Do(func() { st.v1.ans = withETag(st.encodeV1(time.Unix(0, 0), now)); st.v1.ans.gz = &st.v1.gz })
 		a := st.v1.ans
 		a.Cursor = st.cursor // the cache outlives states; the cursor is this one's
 		return a, nil

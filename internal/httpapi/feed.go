@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -38,7 +39,36 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 		}
 	}
 	h.Metrics.FeedPolled(a.Entries)
+	if full && acceptsGzip(c.Request()) {
+		// Compressed once per snapshot (Answer.Gzip); deltas go through
+		// the route's gzip middleware, which skips full snapshots.
+		hd.Set(echo.HeaderContentEncoding, "gzip")
+		hd.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.Gzip())
+	}
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, a.Body)
+}
+
+// fullSnapshot tells the gzip middleware which polls the handler
+// compresses itself: those without since (or with since 0).
+func fullSnapshot(c echo.Context) bool {
+	_, _, full, err := feedQuery(c.Request().URL.RawQuery)
+	return err == nil && full
+}
+
+// acceptsGzip reports whether Accept-Encoding names gzip with a q above 0.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values(echo.HeaderAcceptEncoding) {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				continue
+			}
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+		}
+	}
+	return false
 }
 
 // errBadFormat: a format other than 1 or 2.

@@ -43,7 +43,7 @@ func (h *handlers) routes(e *echo.Echo) {
 	e.GET("/sessions/revoked", h.revokedFeed, h.authenticate(false, session.RoleService, session.RoleAdmin),
 		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
 		// cost several times the CPU for a few percent of bytes.
-		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed}))
+		middleware.GzipWithConfig(middleware.GzipConfig{Level: gzip.BestSpeed, Skipper: fullSnapshot}))
 
 	if h.StatusLists != nil { // public, as the draft has it: verifiers and caches read them unauthenticated
 		e.GET(statuslist.Path, h.statusListAggregation)
