@@ -37,6 +37,11 @@ ALTER TABLE users ADD COLUMN tokens_nbf bigint NOT NULL DEFAULT 0;
 -- listed again in the v2 feed's sessions (its cutoff denies its tokens).
 ALTER TABLE sessions ADD COLUMN revoked_cutoff_id bigint;
 
+-- The iat of the session's newest access token: a cutoff covers the session
+-- (and the v2 feed leaves it out) only if its nbf is later. NULL, for
+-- sessions written before this step, is covered by no cutoff.
+ALTER TABLE sessions ADD COLUMN last_iat bigint;
+
 -- Sequence numbers of the messages on auth:revoked, so a verifier notices a
 -- lost one. nextval is not transactional: a rolled-back revocation leaves a
 -- gap that is never filled, which costs the verifiers one extra poll.

@@ -74,8 +74,12 @@
 // cutoff marks the user's sessions revoked in its own transaction; the
 // issuer-wide one leaves that to a batched sweep, while authd's bearer check
 // and refresh honour it at once. The v2 representation does not list a
-// session revoked under a cutoff (every token of it has iat < nbf), and a
-// cutoff is served until its exp, the latest expiry of a token it denies.
+// session revoked under a cutoff if the cutoff denies its newest token
+// (sessions.last_iat < nbf, hence every older one too); a session whose
+// newest token it does not deny (minted in the second after an earlier
+// cutoff of the same second, so carrying the same nbf) stays listed on its
+// own. A cutoff is served until its exp, the latest expiry of a token it
+// denies.
 package feed
 
 import (

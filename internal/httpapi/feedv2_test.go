@@ -46,9 +46,9 @@ func TestFeedV2LogoutAllIsOneEntry(t *testing.T) {
 	}
 	// 999 more sessions, written as a login writes them (faster than 999 logins).
 	now := f.Clock.Now()
-	if _, err := f.DB.Pool().Exec(ctx, `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp)
-		SELECT gen_random_uuid(), $1, $2, $3, decode(md5(i::text || $5) || md5(i::text), 'hex'), gen_random_uuid(), $4
-		FROM generate_series(1, 999) i`, uid, now, now.Add(time.Hour), now.Add(10*time.Minute), uid); err != nil {
+	if _, err := f.DB.Pool().Exec(ctx, `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, last_iat)
+		SELECT gen_random_uuid(), $1, $2, $3, decode(md5(i::text || $5) || md5(i::text), 'hex'), gen_random_uuid(), $4, $6
+		FROM generate_series(1, 999) i`, uid, now, now.Add(time.Hour), now.Add(10*time.Minute), uid, now.Unix()); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := f.pollV2(t, "")
@@ -300,5 +300,30 @@ func TestCutoffsAcrossSchemas(t *testing.T) {
 	}
 	if v, _ := f.pollV2(t, ""); len(v.Users) != 1 || len(v.Sessions) != 2 {
 		t.Fatalf("v2 after the step: %+v; want the 2 earlier sessions and one cutoff", v)
+	}
+}
+
+// TestTwoCutoffsInOneSecond: a second cutoff of a user within the second of
+// the first keeps the same nbf, so the tokens minted between the two (whose
+// iat is that nbf) are not denied by it: their sessions must be listed in v2
+// one by one, and are.
+func TestTwoCutoffsInOneSecond(t *testing.T) {
+	f := startFeed(t, authdtest.Options{Start: time.Unix(1_900_000_000, 200_000_000)})
+	first := f.Login(t, "alice", pw)
+	if res, body := f.Do(t, http.MethodPost, "/logout/all", first.AccessToken, "", nil); res.StatusCode != 200 {
+		t.Fatalf("first logout all: %d %s", res.StatusCode, body)
+	}
+	f.Clock.Advance(100 * time.Millisecond)
+	between := f.Login(t, "alice", pw) // iat is the first cutoff's nbf
+	f.Clock.Advance(100 * time.Millisecond)
+	if res, body := f.Do(t, http.MethodPost, "/logout/all", between.AccessToken, "", nil); res.StatusCode != 200 {
+		t.Fatalf("second logout all: %d %s", res.StatusCode, body)
+	}
+	v, _ := f.pollV2(t, "")
+	if len(v.Users) != 1 || v.Users[0].NBF != claimsOf(t, between.AccessToken).IssuedAt.Unix() {
+		t.Fatalf("users %+v; want one merged cutoff whose nbf is the in-between token's iat", v.Users)
+	}
+	if len(v.Sessions) != 1 || v.Sessions[0].SID != between.SID {
+		t.Fatalf("sessions %+v; want the in-between session %s listed on its own", v.Sessions, between.SID)
 	}
 }

@@ -158,6 +158,13 @@ type UserCutoff struct {
 // minted before has iat < nbf and the mint path stamps every later token
 // with iat >= nbf (internal/feed has the whole argument).
 //
+// A session is recorded as covered by the cutoff (revoked_cutoff_id, which
+// keeps it out of the v2 feed's sessions) only if its newest token's iat
+// (last_iat) is before nbf. That is every session, except where an earlier
+// cutoff of the user or the issuer decided in the same second left nbf
+// where it was: tokens minted since then carry that nbf, are not denied by
+// it, and their sessions stay listed one by one.
+//
 // On a schema without cutoffs it revokes the sessions one by one, as before,
 // and returns no cutoff.
 func (tx *Tx) CutOffUser(c UserCutoff) (Revocations, error) {
@@ -189,11 +196,11 @@ func (tx *Tx) CutOffUser(c UserCutoff) (Revocations, error) {
 		f AS (UPDATE users SET tokens_nbf = c.nbf FROM c WHERE users.id = @uid),
 		s AS (
 			UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by,
-				revoked_cutoff_id = c.id
+				revoked_cutoff_id = CASE WHEN sessions.last_iat < c.nbf THEN c.id END
 			FROM c WHERE sessions.id IN (SELECT id FROM live)
 			RETURNING sessions.last_jti::text AS jti, sessions.id::text AS sid,
-				extract(epoch FROM sessions.access_exp)::bigint AS exp)
-		SELECT c.id, c.nbf, extract(epoch FROM c.exp)::bigint, c.seq, s.jti, s.sid, s.exp,
+				extract(epoch FROM sessions.access_exp)::bigint AS exp, sessions.revoked_cutoff_id IS NOT NULL AS covered)
+		SELECT c.id, c.nbf, extract(epoch FROM c.exp)::bigint, c.seq, s.jti, s.sid, s.exp, COALESCE(s.covered, false),
 			CASE WHEN s.sid IS NULL THEN NULL ELSE nextval('auth_revoked_seq') END
 		FROM c LEFT JOIN s ON true`
 	rows, _ := tx.tx.Query(tx.ctx, q, pgx.NamedArgs{
@@ -203,12 +210,13 @@ func (tx *Tx) CutOffUser(c UserCutoff) (Revocations, error) {
 	for rows.Next() {
 		var jti, sid *string
 		var exp, seq *int64
-		if err := rows.Scan(&out.Cutoff.ID, &out.Cutoff.NBF, &out.Cutoff.Exp, &out.Cutoff.Seq, &jti, &sid, &exp, &seq); err != nil {
+		var covered bool
+		if err := rows.Scan(&out.Cutoff.ID, &out.Cutoff.NBF, &out.Cutoff.Exp, &out.Cutoff.Seq, &jti, &sid, &exp, &covered, &seq); err != nil {
 			rows.Close()
 			return Revocations{}, fmt.Errorf("cut off user %s: %w", c.UserID, err)
 		}
 		if sid != nil {
-			out.Sessions = append(out.Sessions, RevokedSession{JTI: *jti, SID: *sid, Exp: *exp, Seq: *seq, Cutoff: true})
+			out.Sessions = append(out.Sessions, RevokedSession{JTI: *jti, SID: *sid, Exp: *exp, Seq: *seq, Cutoff: covered})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -302,7 +310,7 @@ func (db *DB) SweepIssuerCutoff(ctx context.Context, now time.Time, batch int) (
 			return err
 		}
 		const q = `UPDATE sessions SET revoked_at = @now, revoked_reason = @reason, revoked_by_user_id = @by,
-				revoked_cutoff_id = @id
+				revoked_cutoff_id = CASE WHEN last_iat < (SELECT nbf FROM revocation_cutoffs WHERE id = @id) THEN @id::bigint END
 			WHERE id IN (SELECT id FROM sessions
 				WHERE revoked_at IS NULL AND expires_at > @now AND COALESCE(last_refreshed_at, created_at) < @cut
 				LIMIT @batch FOR UPDATE SKIP LOCKED)`
@@ -323,7 +331,10 @@ func (db *DB) SweepIssuerCutoff(ctx context.Context, now time.Time, batch int) (
 			return err
 		}
 		if !left {
-			_, err = tx.tx.Exec(tx.ctx, `UPDATE revocation_cutoffs SET swept_at = $2 WHERE id = $1`, id, now)
+			// Older issuer-wide cutoffs cover a subset of this one's
+			// sessions: they are swept with it.
+			_, err = tx.tx.Exec(tx.ctx, `UPDATE revocation_cutoffs SET swept_at = $2
+				WHERE user_id IS NULL AND swept_at IS NULL AND nbf <= (SELECT nbf FROM revocation_cutoffs WHERE id = $1)`, id, now)
 		}
 		return err
 	})

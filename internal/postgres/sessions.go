@@ -139,6 +139,9 @@ type MintedSession struct {
 	ExpiresAt time.Time
 	JTI       string
 	AccessExp time.Time
+	// IssuedAt is the token's iat (Unix seconds), recorded as last_iat: a
+	// cutoff covers the session only if it denies this token.
+	IssuedAt int64
 }
 
 // ErrUserChanged means the user's password, role or state changed between a
@@ -186,27 +189,28 @@ func (db *DB) CreateSessionMinting(ctx context.Context, s NewSession, mint func(
 	return evicted, err
 }
 
-const (
-	insertSession = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip)
-			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet
+// insertSessionSQL is the session insert, naming the columns later
+// migrations added only where the schema has them and the session sets them:
+// client_id (000007), the status list entry (000009, only with a client),
+// last_iat (000008).
+func insertSessionSQL(client, status, iat bool) string {
+	cols := `id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip`
+	vals := `@id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet`
+	if client {
+		cols, vals = cols+`, client_id`, vals+`, @client_id`
+		if status {
+			cols, vals = cols+`, status_list_id, status_idx`, vals+`, @status_list_id, @status_idx`
+		}
+	}
+	if iat {
+		cols, vals = cols+`, last_iat`, vals+`, @iat`
+	}
+	return `INSERT INTO sessions (` + cols + `)
+			SELECT ` + vals + `
 			FROM users u
 			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
 			FOR SHARE OF u`
-	// insertSessionClient is insertSession recording the client: migration
-	// 000007's column.
-	insertSessionClient = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id)
-			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id
-			FROM users u
-			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
-			FOR SHARE OF u`
-	// insertSessionStatus is insertSessionClient recording the status list
-	// entry too: migration 000009's columns.
-	insertSessionStatus = `INSERT INTO sessions (id, user_id, created_at, expires_at, refresh_token_hash, last_jti, access_exp, user_agent, ip, client_id, status_list_id, status_idx)
-			SELECT @id, u.id, @created_at, @expires_at, @hash, @jti, @access_exp, NULLIF(@ua, ''), NULLIF(@ip, '')::inet, @client_id, @status_list_id, @status_idx
-			FROM users u
-			WHERE u.id = @user_id AND u.credentials_version = @cv AND u.role = @role AND u.disabled_at IS NULL
-			FOR SHARE OF u`
-)
+}
 
 func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
 	var evicted []RevokedSession
@@ -219,18 +223,13 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		if err != nil {
 			return err
 		}
-		q := insertSession
 		args := pgx.NamedArgs{
 			"id": s.ID, "user_id": s.UserID, "created_at": m.CreatedAt, "expires_at": m.ExpiresAt,
 			"hash": s.RefreshTokenHash, "jti": m.JTI, "access_exp": m.AccessExp, "ua": s.UserAgent, "ip": s.IP,
-			"cv": s.UserCredentialsVersion, "role": s.UserRole,
+			"cv": s.UserCredentialsVersion, "role": s.UserRole, "client_id": s.ClientID,
+			"status_list_id": s.StatusListID, "status_idx": s.StatusIdx, "iat": m.IssuedAt,
 		}
-		if withClient {
-			q, args["client_id"] = insertSessionClient, s.ClientID
-			if s.StatusListID != 0 {
-				q, args["status_list_id"], args["status_idx"] = insertSessionStatus, s.StatusListID, s.StatusIdx
-			}
-		}
+		q := insertSessionSQL(withClient, s.StatusListID != 0, tx.cutoffs)
 		tag, err := tx.tx.Exec(tx.ctx, q, args)
 		if err != nil {
 			return fmt.Errorf("create session %s: %w", s.ID, translate(err))
@@ -340,6 +339,7 @@ type Rotation struct {
 	NewHash   []byte
 	JTI       string
 	AccessExp time.Time
+	IssuedAt  int64 // the new token's iat, recorded as last_iat
 	At        time.Time
 	// BindClientID, when set, becomes the session's client_id if it records
 	// none yet (a session of an older release). Set it only when the lock
@@ -360,15 +360,16 @@ func (tx *Tx) RotateRefresh(r Rotation) error {
 	if _, err := tx.tx.Exec(tx.ctx, h, r.SID); err != nil {
 		return fmt.Errorf("rotate session %s: history: %w", r.SID, err)
 	}
-	const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
-	const bind = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp, client_id = COALESCE(client_id, @client_id)
-		WHERE id = @sid`
-	q, args := u, pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
+	set := `prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
+		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp`
+	args := pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
 	if r.BindClientID != "" {
-		q, args["client_id"] = bind, r.BindClientID
+		set, args["client_id"] = set+`, client_id = COALESCE(client_id, @client_id)`, r.BindClientID
 	}
+	if tx.cutoffs { // migration 000008's column
+		set, args["iat"] = set+`, last_iat = @iat`, r.IssuedAt
+	}
+	q := `UPDATE sessions SET ` + set + ` WHERE id = @sid`
 	if _, err := tx.tx.Exec(tx.ctx, q, args); err != nil {
 		return fmt.Errorf("rotate session %s: %w", r.SID, err)
 	}

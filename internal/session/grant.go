@@ -189,7 +189,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 			end = minted.ExpiresAt
 		}
 		g.AccessToken, g.ExpiresIn = minted.Token, expiresIn(minted, now)
-		return postgres.MintedSession{CreatedAt: now, ExpiresAt: end, JTI: minted.JTI, AccessExp: minted.ExpiresAt}, nil
+		return postgres.MintedSession{CreatedAt: now, ExpiresAt: end, JTI: minted.JTI, AccessExp: minted.ExpiresAt, IssuedAt: minted.IssuedAt}, nil
 	}
 	evicted, err := s.db.CreateSessionMinting(ctx, ns, mint)
 	if errors.Is(err, postgres.ErrNoStatusLists) {
@@ -315,7 +315,8 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		// Last: any error before the commit rolls the rotation back, so a
 		// rotation is never committed when the grant fails.
 		if err := tx.RotateRefresh(postgres.Rotation{
-			SID: st.SessionID, NewHash: token.HashRefresh(rt), JTI: minted.JTI, AccessExp: minted.ExpiresAt, At: now,
+			SID: st.SessionID, NewHash: token.HashRefresh(rt), JTI: minted.JTI, AccessExp: minted.ExpiresAt,
+			IssuedAt: minted.IssuedAt, At: now,
 			BindClientID: bind,
 		}); err != nil {
 			return err

@@ -64,6 +64,7 @@ type Minted struct {
 	Token     string
 	JTI       string
 	ExpiresAt time.Time
+	IssuedAt  int64 // iat, Unix seconds
 }
 
 // Signer signs access tokens and parses the ones it (or a retired key) signed.
@@ -146,7 +147,7 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 	if err != nil {
 		return Minted{}, fmt.Errorf("token: sign: %w", err)
 	}
-	return Minted{Token: s, JTI: jti, ExpiresAt: exp}, nil
+	return Minted{Token: s, JTI: jti, ExpiresAt: exp, IssuedAt: claims.IssuedAt.Unix()}, nil
 }
 
 // ErrInvalid is returned for any token that does not verify. The reason is
