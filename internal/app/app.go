@@ -98,7 +98,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		a.Registry = prometheus.NewRegistry()
 	}
 	if a.DB == nil {
-		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL); err != nil {
+		if a.DB, err = postgres.OpenWith(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns}); err != nil {
 			return err
 		}
 		a.closers = append(a.closers, a.DB.Close)

@@ -31,8 +31,18 @@ type DB struct {
 	pool *pgxpool.Pool
 }
 
+// Options tune the pool beyond what DATABASE_URL says. The zero value
+// leaves everything to the URL and pgx's defaults.
+type Options struct {
+	// MaxConns, when positive, is the pool's size (AUTHD_DB_MAX_CONNS).
+	MaxConns int
+}
+
 // Open connects to url and checks the connection.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string) (*DB, error) { return OpenWith(ctx, url, Options{}) }
+
+// OpenWith is Open with o applied.
+func OpenWith(ctx context.Context, url string, o Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message can echo the URL, password included.
@@ -40,6 +50,9 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	if !strings.Contains(url, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = int32(min(o.MaxConns, 1<<16))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
