@@ -140,9 +140,14 @@ type Tx struct {
 // back otherwise; fn's error is returned as it is. The transaction gets the
 // default deadline unless ctx has one.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{}, fn)
+}
+
+// inTx is InTx beginning with opts.
+func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, db.pool, opts, func(tx pgx.Tx) error {
 		return fn(&Tx{ctx: ctx, tx: tx})
 	})
 }

@@ -26,22 +26,16 @@ const MaxRevokeTx = 5 * time.Second
 func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, MaxRevokeTx)
 	defer cancel()
-	return db.InTx(ctx, func(tx *Tx) error {
-		if err := tx.setRevokeLimits(); err != nil {
-			return err
-		}
-		return fn(tx)
-	})
+	return db.inTx(ctx, pgx.TxOptions{BeginQuery: revokeBegin}, fn)
 }
 
-// setRevokeLimits makes the server abort the transaction if a statement or
-// an idle gap outlasts MaxRevokeTx.
-func (tx *Tx) setRevokeLimits() error {
-	ms := MaxRevokeTx.Milliseconds()
-	_, err := tx.tx.Exec(tx.ctx, fmt.Sprintf(
-		`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms))
-	return err
-}
+// revokeBegin opens a revoking transaction with the server-side limits of
+// MaxRevokeTx set in the same round trip: one simple-protocol message, so
+// the limits bind from the transaction's first statement without a round
+// trip of their own. SET LOCAL, unlike a startup parameter, passes
+// PgBouncer in transaction mode and dies with the transaction.
+var revokeBegin = fmt.Sprintf(`BEGIN; SET LOCAL statement_timeout = %[1]d; SET LOCAL idle_in_transaction_session_timeout = %[1]d`,
+	MaxRevokeTx.Milliseconds())
 
 // RevokedSession is a revoked session as a verifier needs to know it: the
 // id of its newest access token, the session id, and that token's expiry in
@@ -213,20 +207,23 @@ type RefreshRow struct {
 // LockSessionByRefreshHash finds the session whose current refresh token,
 // previous one or any older one has hash, and locks its row for the rest of
 // the transaction: FOR UPDATE, so concurrent refreshes with one token queue
-// up and the second sees the first's rotation (as a reuse). ErrNotFound when
-// no session knows the hash. Run it in InRevokeTx: its caller may revoke.
-func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
+// up and the second sees the first's rotation (as a reuse). sid is the
+// session the token names (token.RefreshSID), empty for a token that names
+// none (a release before's); with it the row is found by primary key and
+// the hash only checked against it (refreshBySID). ErrNotFound when no
+// session knows the hash. Run it in InRevokeTx: its caller may revoke.
+func (tx *Tx) LockSessionByRefreshHash(sid string, hash []byte) (RefreshRow, error) {
 	const q = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
 			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
-		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
-		LIMIT 1
-		FOR UPDATE OF s`
+		FROM sessions s JOIN users u ON u.id = s.user_id `
+	where, args := refreshByHash, []any{hash}
+	if sid != "" {
+		where, args = refreshBySID, []any{hash, sid}
+	}
 	var r RefreshRow
-	err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
+	err := tx.tx.QueryRow(tx.ctx, q+where, args...).Scan(&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
 		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
 		&r.ClientID, &r.ClientIDColumn)
 	if err != nil {
@@ -252,24 +249,13 @@ type Rotation struct {
 // RotateRefresh makes r.NewHash the session's refresh token. The current one
 // becomes the previous one, and the previous one moves to
 // refresh_token_history, so prev_refresh_token_hash and the history together
-// hold every rotated-away token and each of them is found as a reuse. The
-// two statements go together: the update alone would lose the previous token.
-// Lock the row first (LockSessionByRefreshHash).
+// hold every rotated-away token and each of them is found as a reuse. One
+// statement (rotateRefresh), so the move and the update cannot part. Lock
+// the row first (LockSessionByRefreshHash).
 func (tx *Tx) RotateRefresh(r Rotation) error {
-	const h = `INSERT INTO refresh_token_history (hash, session_id)
-		SELECT prev_refresh_token_hash, id FROM sessions WHERE id = $1 AND prev_refresh_token_hash IS NOT NULL
-		ON CONFLICT (hash) DO NOTHING`
-	if _, err := tx.tx.Exec(tx.ctx, h, r.SID); err != nil {
-		return fmt.Errorf("rotate session %s: history: %w", r.SID, err)
-	}
-	const u = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp WHERE id = @sid`
-	const bind = `UPDATE sessions SET prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp, client_id = COALESCE(client_id, @client_id)
-		WHERE id = @sid`
-	q, args := u, pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
+	q, args := rotateRefresh, pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
 	if r.BindClientID != "" {
-		q, args["client_id"] = bind, r.BindClientID
+		q, args["client_id"] = rotateRefreshBind, r.BindClientID
 	}
 	if _, err := tx.tx.Exec(tx.ctx, q, args); err != nil {
 		return fmt.Errorf("rotate session %s: %w", r.SID, err)
@@ -415,15 +401,21 @@ func (db *DB) sessionAuthByID(ctx context.Context, q, sid string, withClient boo
 
 // SessionAuthByRefreshHash loads the session whose current refresh token
 // has hash (never a rotated-away one), with its user's role and state and
-// its ClientID; it locks nothing. ErrNotFound when no session's current
-// token has hash.
-func (db *DB) SessionAuthByRefreshHash(ctx context.Context, hash []byte) (SessionAuth, error) {
+// its ClientID; it locks nothing. sid is the session the token names
+// (token.RefreshSID), empty for a token that names none; with it the row is
+// found by primary key, as a refresh finds it. ErrNotFound when no
+// session's current token has hash.
+func (db *DB) SessionAuthByRefreshHash(ctx context.Context, sid string, hash []byte) (SessionAuth, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id
+	q := `SELECT ` + sessionAuthColumns + sessionClientColumn + ` FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.refresh_token_hash = $1`
+	args := []any{hash}
+	if sid != "" {
+		q, args = q+` AND s.id = $2::uuid`, append(args, sid)
+	}
 	var a SessionAuth
-	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, hash), &a, true); err != nil {
+	if err := scanSessionAuth(db.pool.QueryRow(ctx, q, args...), &a, true); err != nil {
 		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", translate(err))
 	}
 	return a, nil
