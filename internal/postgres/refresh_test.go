@@ -83,3 +83,26 @@ func TestSessionAuthByRefreshHashWithTheSessionsID(t *testing.T) {
 		t.Errorf("a0 naming bob's session: %+v, %v; want ErrNotFound", a, err)
 	}
 }
+
+// A revoking transaction sends BEGIN with its first statement: one whose
+// first statement fails is rolled back, and no connection is left inside a
+// transaction; one that sends nothing commits nothing.
+func TestRevokeTxOpensWithItsFirstStatement(t *testing.T) {
+	t.Parallel()
+	db, _ := setup(t)
+	if err := db.InRevokeTx(ctx, func(*postgres.Tx) error { return nil }); err != nil {
+		t.Fatalf("an empty revoking transaction: %v", err)
+	}
+	for range 20 {
+		var n int
+		err := db.InRevokeTx(ctx, func(tx *postgres.Tx) error { return tx.QueryRowForTest(`SELECT 1/0`, &n) })
+		if err == nil {
+			t.Fatal("division by zero succeeded")
+		}
+	}
+	var open int
+	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {
+		t.Fatalf("connections left in a transaction: %d, %v", open, err)
+	}
+}

@@ -26,16 +26,21 @@ const MaxRevokeTx = 5 * time.Second
 func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, MaxRevokeTx)
 	defer cancel()
-	return db.inTx(ctx, pgx.TxOptions{BeginQuery: revokeBegin}, fn)
+	return runLazyTx(ctx, db.pool, revokeOpen, func(tx pgx.Tx) error {
+		return fn(&Tx{ctx: ctx, tx: tx})
+	})
 }
 
-// revokeBegin opens a revoking transaction with the server-side limits of
-// MaxRevokeTx set in the same round trip: one simple-protocol message, so
-// the limits bind from the transaction's first statement without a round
-// trip of their own. SET LOCAL, unlike a startup parameter, passes
-// PgBouncer in transaction mode and dies with the transaction.
-var revokeBegin = fmt.Sprintf(`BEGIN; SET LOCAL statement_timeout = %[1]d; SET LOCAL idle_in_transaction_session_timeout = %[1]d`,
-	MaxRevokeTx.Milliseconds())
+// revokeOpen opens a revoking transaction with the server-side limits of
+// MaxRevokeTx. They travel in one pipeline with the transaction's first
+// statement (lazyTx), so they bind it without a round trip of their own.
+// SET LOCAL, unlike a startup parameter, passes PgBouncer in transaction
+// mode and dies with the transaction.
+var revokeOpen = []string{
+	`BEGIN`,
+	fmt.Sprintf(`SET LOCAL statement_timeout = %d`, MaxRevokeTx.Milliseconds()),
+	fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`, MaxRevokeTx.Milliseconds()),
+}
 
 // RevokedSession is a revoked session as a verifier needs to know it: the
 // id of its newest access token, the session id, and that token's expiry in
