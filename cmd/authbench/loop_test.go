@@ -262,3 +262,20 @@ func TestMeasureSpecsInterleaves(t *testing.T) {
 		t.Errorf("notes: %q %q", rs[0].Notes, rs[1].Notes)
 	}
 }
+
+func TestAuthdEnvTakesOnlyAuthdSettings(t *testing.T) {
+	var l envList
+	for _, ok := range []string{"AUTHD_DB_MAX_CONNS=4", "AUTHD_LOG_LEVEL="} {
+		if err := l.Set(ok); err != nil {
+			t.Errorf("Set(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"DATABASE_URL=postgres://x", "AUTHD_ADDR=:1", "AUTHD_DB_MAX_CONNS", "PATH=/"} {
+		if err := l.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+	if len(l) != 2 {
+		t.Errorf("list = %v", l)
+	}
+}

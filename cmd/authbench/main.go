@@ -67,6 +67,7 @@ type options struct {
 	rounds          int
 	cleanup         bool
 	startAuthd      string
+	authdEnv        envList
 	pgAdminURL      string
 	procRoot        string
 }
@@ -101,6 +102,7 @@ func defineFlags(fs *flag.FlagSet, o *options) {
 	fs.DurationVar(&o.progress, "progress", time.Second, "progress line interval on stderr (0: none)")
 	fs.BoolVar(&o.cleanup, "cleanup", true, "disable the users the run created when it ends (authd cannot delete users)")
 	fs.StringVar(&o.startAuthd, "start-authd", "", "start a private authd from the binary `PATH` on a fresh database, bench it, stop it, drop the database (make bench-load)")
+	fs.Var(&o.authdEnv, "authd-env", "with -start-authd: an `AUTHD_NAME=value` for the private authd (repeatable), e.g. AUTHD_DB_MAX_CONNS=4")
 	defPG := os.Getenv("AUTHD_TEST_DATABASE_URL")
 	if defPG == "" {
 		defPG = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"

@@ -90,6 +90,7 @@ func startPrivate(ctx context.Context, o options, stderr io.Writer) (*private, e
 	cmd := exec.Command(bin, "serve", "--bootstrap-admin")
 	cmd.Env = append(cleanEnv(os.Environ()),
 		"DATABASE_URL="+p.dbURL, "AUTHD_ADDR="+addr, "AUTHD_ISSUER="+p.base, "AUTHD_SIGNING_KEYS="+keyFile)
+	cmd.Env = append(cmd.Env, o.authdEnv...)
 	cmd.Stderr = logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -181,6 +182,25 @@ func (p *private) stop(stderr io.Writer) {
 	if p.dir != "" {
 		_ = os.RemoveAll(p.dir)
 	}
+}
+
+// envList is the repeatable -authd-env flag: AUTHD_* settings only, so it
+// cannot override what startPrivate itself sets for the private server.
+type envList []string
+
+func (l *envList) String() string { return strings.Join(*l, " ") }
+
+func (l *envList) Set(kv string) error {
+	k, _, ok := strings.Cut(kv, "=")
+	switch k {
+	case "AUTHD_ADDR", "AUTHD_ISSUER", "AUTHD_SIGNING_KEYS":
+		return fmt.Errorf("%s is set by -start-authd itself", k)
+	}
+	if !ok || !strings.HasPrefix(k, "AUTHD_") {
+		return fmt.Errorf("want AUTHD_NAME=value, got %q", kv)
+	}
+	*l = append(*l, kv)
+	return nil
 }
 
 // cleanEnv drops DATABASE_URL and every AUTHD_* variable, so the private

@@ -103,7 +103,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}
 	if a.DB == nil {
 		if a.DB, err = postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{
-			Pooler: postgres.Pooler(cfg.DatabasePooler), ReadURL: cfg.DatabaseReadURL,
+			Pooler: postgres.Pooler(cfg.DatabasePooler), ReadURL: cfg.DatabaseReadURL, MaxConns: cfg.DBMaxConns,
 		}); err != nil {
 			return err
 		}

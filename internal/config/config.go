@@ -27,7 +27,16 @@ var Names = []string{
 	"AUTHD_LOGIN_MAX_FAILURES_ACCOUNT_ANY_IP", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP",
 	"AUTHD_STATUS_LIST", "AUTHD_STATUS_LIST_SIZE", "AUTHD_STATUS_LIST_TTL",
 	"AUTHD_DATABASE_DIRECT_URL", "AUTHD_DATABASE_POOLER", "AUTHD_DATABASE_READ_URL", "AUTHD_READ_MAX_LAG",
+	"AUTHD_DB_MAX_CONNS",
 }
+
+// DefaultDBMaxConns is AUTHD_DB_MAX_CONNS's default. pgx's own default,
+// max(4, CPUs), left 97-99% of requests waiting for a connection at 8
+// clients (issue 14): every refresh and logout holds its connection across
+// a commit's fsync, so the pool must cover the requests waiting on the disk,
+// not the cores. 16 per replica leaves room under PostgreSQL's default
+// max_connections of 100 for several replicas and the migration Job.
+const DefaultDBMaxConns = 16
 
 // DefaultAddr is AUTHD_ADDR's default: the loopback interface only, so a
 // development server (`make run`) is not reachable from the network. A
@@ -60,6 +69,11 @@ type Config struct {
 	// 1s to 1m; each poll served by the replica holds its cursor back by the
 	// lag as well.
 	ReadMaxLag time.Duration
+	// DBMaxConns is AUTHD_DB_MAX_CONNS, the most connections the pool
+	// opens. Default DefaultDBMaxConns (16), from 1 to 1000; 0 when unset
+	// and DATABASE_URL names pgx's pool_max_conns, which then decides
+	// (setting both is refused).
+	DBMaxConns int
 	// Addr is AUTHD_ADDR, the listen address. Default DefaultAddr
 	// (127.0.0.1:8080); ":8080" listens on every interface.
 	Addr string
@@ -196,6 +210,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.LoginMaxInFlightIP, err = integer(getenv, "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", 200, 1, 100000); err != nil {
 		return Config{}, err
 	}
+	if c.DBMaxConns, err = dbMaxConns(getenv, c.DatabaseURL); err != nil {
+		return Config{}, err
+	}
 	if c.LoginBackoffBase, err = duration(getenv, "AUTHD_LOGIN_BACKOFF_BASE", time.Second); err != nil {
 		return Config{}, err
 	}
@@ -304,7 +321,7 @@ func (c Config) Redacted() []any {
 	return []any{
 		"database_url", RedactURL(c.DatabaseURL), "database_direct_url", RedactURL(c.DatabaseDirectURL),
 		"database_pooler", c.DatabasePooler, "database_read_url", RedactURL(c.DatabaseReadURL),
-		"read_max_lag", c.ReadMaxLag.String(),
+		"read_max_lag", c.ReadMaxLag.String(), "db_max_conns", c.DBMaxConns,
 		"addr", c.Addr, "metrics_addr", c.MetricsAddr, "issuer", c.Issuer, "audience", c.Audience,
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
 		"session_idle_ttl", c.SessionIdleTTL.String(), "refresh_reuse_grace", c.RefreshReuseGrace.String(),
@@ -334,6 +351,22 @@ func (c Config) MigrationURL() (string, error) {
 			"set it to the primary's own address, or start with --no-migrate and run authd migrate up with a direct DATABASE_URL")
 	}
 	return c.DatabaseURL, nil
+}
+
+// dbMaxConns reads AUTHD_DB_MAX_CONNS: 0 when it is unset and dbURL names
+// pool_max_conns, an error when both are set.
+func dbMaxConns(getenv func(string) string, dbURL string) (int, error) {
+	inURL := false
+	if u, err := url.Parse(dbURL); err == nil {
+		inURL = u.Query().Has("pool_max_conns")
+	}
+	if getenv("AUTHD_DB_MAX_CONNS") == "" && inURL {
+		return 0, nil
+	}
+	if inURL {
+		return 0, fmt.Errorf("AUTHD_DB_MAX_CONNS: set, and DATABASE_URL names pool_max_conns too; set one of them")
+	}
+	return integer(getenv, "AUTHD_DB_MAX_CONNS", DefaultDBMaxConns, 1, 1000)
 }
 
 // RedactURL masks the secrets of a connection URL (redact.URL).

@@ -58,6 +58,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"unknown pooler", "AUTHD_DATABASE_POOLER", "session", "AUTHD_DATABASE_POOLER"},
 		{"read lag too long", "AUTHD_READ_MAX_LAG", "2m", "AUTHD_READ_MAX_LAG"},
 		{"read lag not a duration", "AUTHD_READ_MAX_LAG", "soon", "AUTHD_READ_MAX_LAG"},
+		{"empty pool", "AUTHD_DB_MAX_CONNS", "0", "AUTHD_DB_MAX_CONNS"},
+		{"huge pool", "AUTHD_DB_MAX_CONNS", "1001", "AUTHD_DB_MAX_CONNS"},
+		{"pool not a number", "AUTHD_DB_MAX_CONNS", "lots", "AUTHD_DB_MAX_CONNS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +74,34 @@ func TestErrorsNameTheVariable(t *testing.T) {
 				t.Fatalf("Load err = %v, want one starting with %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDBMaxConns: DefaultDBMaxConns unless set; a DATABASE_URL naming
+// pgx's pool_max_conns decides when the variable is unset (0), and setting
+// both is refused rather than one silently winning.
+func TestDBMaxConns(t *testing.T) {
+	const plain, withPool = "postgres://u@127.0.0.1/authd", "postgres://u@127.0.0.1/authd?pool_max_conns=7"
+	for _, tc := range []struct {
+		url, v string
+		want   int
+		err    bool
+	}{
+		{plain, "", DefaultDBMaxConns, false},
+		{plain, "40", 40, false},
+		{withPool, "", 0, false},
+		{withPool, "40", 0, true},
+	} {
+		c, err := Load(env(map[string]string{"DATABASE_URL": tc.url, "AUTHD_DB_MAX_CONNS": tc.v}))
+		if tc.err {
+			if err == nil || !strings.HasPrefix(err.Error(), "AUTHD_DB_MAX_CONNS") {
+				t.Errorf("%s with %q: err %v, want one naming AUTHD_DB_MAX_CONNS", tc.url, tc.v, err)
+			}
+			continue
+		}
+		if err != nil || c.DBMaxConns != tc.want {
+			t.Errorf("%s with %q: DBMaxConns %d, %v; want %d", tc.url, tc.v, c.DBMaxConns, err, tc.want)
+		}
 	}
 }
 

@@ -206,6 +206,10 @@ func (h *handlers) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if clientGone(c) {
+		h.answerClientGone(c, err)
+		return
+	}
 	if le := (*throttle.LimitedError)(nil); errors.As(err, &le) {
 		c.Response().Header().Set("Retry-After", strconv.FormatInt(le.RetryAfterSeconds(), 10))
 	} else if postgres.Unavailable(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, feed.ErrStale) {

@@ -61,6 +61,7 @@ func NewServer(d Deps) *echo.Echo {
 	e.HTTPErrorHandler = h.handleError
 
 	routes := map[string]bool{} // filled below, read-only once serving
+	e.Use(rememberClient)
 	e.Use(h.countRequests(routes))
 	e.Use(requestID())
 	e.Use(h.recoverPanics)

@@ -68,17 +68,19 @@ type Options struct {
 	// ReadURL is AUTHD_DATABASE_READ_URL: a hot standby for the reads that
 	// may lag (Replica). Empty: every read goes to url.
 	ReadURL string
+	// MaxConns, when positive, is each pool's size (AUTHD_DB_MAX_CONNS).
+	MaxConns int
 }
 
 // Open connects to url and checks the connection, and to o.ReadURL when set.
 // Errors about the read URL name AUTHD_DATABASE_READ_URL.
 func Open(ctx context.Context, url string, o Options) (*DB, error) {
-	db, err := open(ctx, url, o.Pooler, "DATABASE_URL")
+	db, err := open(ctx, url, o, "DATABASE_URL")
 	if err != nil {
 		return nil, err
 	}
 	if o.ReadURL != "" {
-		if db.replica, err = open(ctx, o.ReadURL, o.Pooler, "the URL"); err != nil {
+		if db.replica, err = open(ctx, o.ReadURL, o, "the URL"); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("AUTHD_DATABASE_READ_URL: %w", err)
 		}
@@ -86,7 +88,7 @@ func Open(ctx context.Context, url string, o Options) (*DB, error) {
 	return db, nil
 }
 
-func open(ctx context.Context, url string, pooler Pooler, name string) (*DB, error) {
+func open(ctx context.Context, url string, o Options, name string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message can echo the URL, password included.
@@ -95,8 +97,11 @@ func open(ctx context.Context, url string, pooler Pooler, name string) (*DB, err
 	if !strings.Contains(url, "connect_timeout") {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
 	}
-	if pooler == PoolerTransaction && !strings.Contains(url, "default_query_exec_mode") {
+	if o.Pooler == PoolerTransaction && !strings.Contains(url, "default_query_exec_mode") {
 		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = int32(min(o.MaxConns, 1<<16))
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -209,9 +214,14 @@ type Tx struct {
 // back otherwise; fn's error is returned as it is. The transaction gets the
 // default deadline unless ctx has one.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	return db.inTx(ctx, pgx.TxOptions{}, fn)
+}
+
+// inTx is InTx beginning with opts.
+func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+	return pgx.BeginTxFunc(ctx, db.pool, opts, func(tx pgx.Tx) error {
 		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load()})
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,26 +31,32 @@ func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) error {
 	ctx, cancel := context.WithTimeout(ctx, MaxRevokeTx)
 	defer cancel()
-	return db.InTx(ctx, func(tx *Tx) error {
-		if err := tx.setRevokeLimits(mint && tx.cutoffs); err != nil {
-			return err
-		}
-		return fn(tx)
+	cutoffs := db.cutoffs.Load()
+	open := revokeOpen
+	if mint && cutoffs {
+		open = mintOpen
+	}
+	return runLazyTx(ctx, db.pool, open, func(tx pgx.Tx) error {
+		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: cutoffs})
 	})
 }
 
-// setRevokeLimits makes the server abort the transaction if a statement or
-// an idle gap outlasts MaxRevokeTx, and with mintLock takes issuerCutoffLock
-// shared, in the same round trip.
-func (tx *Tx) setRevokeLimits(mintLock bool) error {
-	ms := MaxRevokeTx.Milliseconds()
-	q := fmt.Sprintf(`SET LOCAL statement_timeout = %d; SET LOCAL idle_in_transaction_session_timeout = %d`, ms, ms)
-	if mintLock {
-		q += fmt.Sprintf(`; SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock)
-	}
-	_, err := tx.tx.Exec(tx.ctx, q)
-	return err
+// revokeOpen opens a revoking transaction with the server-side limits of
+// MaxRevokeTx. They travel in one pipeline with the transaction's first
+// statement (lazyTx), so they bind it without a round trip of their own.
+// SET LOCAL, unlike a startup parameter, passes PgBouncer in transaction
+// mode and dies with the transaction.
+var revokeOpen = []string{
+	`BEGIN`,
+	fmt.Sprintf(`SET LOCAL statement_timeout = %d`, MaxRevokeTx.Milliseconds()),
+	fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`, MaxRevokeTx.Milliseconds()),
 }
+
+// mintOpen is revokeOpen taking issuerCutoffLock shared as well (InMintTx),
+// in the same pipeline: the server runs it before the first statement, so
+// that statement's snapshot already has every issuer-wide cutoff committed
+// before the lock was granted.
+var mintOpen = append(slices.Clone(revokeOpen), fmt.Sprintf(`SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock))
 
 // RevokedSession is a revoked session as a verifier needs to know it: the
 // id of its newest access token, the session id, and that token's expiry in
@@ -296,36 +303,37 @@ type RefreshRow struct {
 // LockSessionByRefreshHash finds the session whose current refresh token,
 // previous one or any older one has hash, and locks its row for the rest of
 // the transaction: FOR UPDATE, so concurrent refreshes with one token queue
-// up and the second sees the first's rotation (as a reuse). ErrNotFound when
-// no session knows the hash. Run it in InRevokeTx: its caller may revoke.
+// up and the second sees the first's rotation (as a reuse). sid is the
+// session the token names (token.RefreshSID), empty for a token that names
+// none (a release before's); with it the row is found by primary key and
+// the hash only checked against it (refreshBySID). ErrNotFound when no
+// session knows the hash. Run it in InRevokeTx: its caller may revoke.
 //
 // The row's user floor is read without locking the user: a cutoff of the
 // user waits for this session's lock, so it is decided after this refresh
 // commits, and its nbf is later than anything this refresh mints.
-func (tx *Tx) LockSessionByRefreshHash(hash []byte) (RefreshRow, error) {
-	const cols = `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
+func (tx *Tx) LockSessionByRefreshHash(sid string, hash []byte) (RefreshRow, error) {
+	q := `SELECT s.id::text, s.user_id::text, u.role, u.disabled_at IS NOT NULL, s.expires_at,
 			s.revoked_at IS NOT NULL, s.refresh_token_hash IS DISTINCT FROM $1,
 			s.prev_refresh_token_hash IS NOT DISTINCT FROM $1, COALESCE(s.last_refreshed_at, s.created_at),
 			s.last_refreshed_at, COALESCE(` + storedClientID + `, ''), ` + hasClientIDColumn + `,
 			` + storedStatusEntry
-	const from = `
-		FROM sessions s JOIN users u ON u.id = s.user_id
-		WHERE s.refresh_token_hash = $1 OR s.prev_refresh_token_hash = $1
-		   OR s.id = (SELECT session_id FROM refresh_token_history WHERE hash = $1)
-		LIMIT 1
-		FOR UPDATE OF s`
 	var r RefreshRow
 	dest := []any{&r.SessionID, &r.UserID, &r.Role, &r.UserDisabled,
 		&r.ExpiresAt, &r.Revoked, &r.Reused, &r.Previous, &r.LastActive, &r.LastRefreshedAt,
 		&r.ClientID, &r.ClientIDColumn, &r.StatusListID, &r.StatusIdx}
-	q := cols + from
 	var at *time.Time
 	var reason *string
 	if tx.cutoffs {
-		q = cols + `, u.tokens_nbf, ` + issuerColumns + from
+		q += `, u.tokens_nbf, ` + issuerColumns
 		dest = append(dest, &r.Floor.UserNBF, &r.Floor.IssuerNBF, &at, &reason)
 	}
-	if err := tx.tx.QueryRow(tx.ctx, q, hash).Scan(dest...); err != nil {
+	where, args := refreshByHash, []any{hash}
+	if sid != "" {
+		where, args = refreshBySID, []any{hash, sid}
+	}
+	q += ` FROM sessions s JOIN users u ON u.id = s.user_id ` + where
+	if err := tx.tx.QueryRow(tx.ctx, q, args...).Scan(dest...); err != nil {
 		return RefreshRow{}, fmt.Errorf("refresh session: %w", translate(err))
 	}
 	r.Floor.setIssuer(at, reason)
@@ -350,18 +358,11 @@ type Rotation struct {
 // RotateRefresh makes r.NewHash the session's refresh token. The current one
 // becomes the previous one, and the previous one moves to
 // refresh_token_history, so prev_refresh_token_hash and the history together
-// hold every rotated-away token and each of them is found as a reuse. The
-// two statements go together: the update alone would lose the previous token.
-// Lock the row first (LockSessionByRefreshHash).
+// hold every rotated-away token and each of them is found as a reuse. One
+// statement (rotateRefresh), so the move and the update cannot part. Lock
+// the row first (LockSessionByRefreshHash).
 func (tx *Tx) RotateRefresh(r Rotation) error {
-	const h = `INSERT INTO refresh_token_history (hash, session_id)
-		SELECT prev_refresh_token_hash, id FROM sessions WHERE id = $1 AND prev_refresh_token_hash IS NOT NULL
-		ON CONFLICT (hash) DO NOTHING`
-	if _, err := tx.tx.Exec(tx.ctx, h, r.SID); err != nil {
-		return fmt.Errorf("rotate session %s: history: %w", r.SID, err)
-	}
-	set := `prev_refresh_token_hash = refresh_token_hash, refresh_token_hash = @new,
-		last_refreshed_at = @at, last_jti = @jti, access_exp = @exp`
+	set := rotateSet
 	args := pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
 	if r.BindClientID != "" {
 		set, args["client_id"] = set+`, client_id = COALESCE(client_id, @client_id)`, r.BindClientID
@@ -369,7 +370,7 @@ func (tx *Tx) RotateRefresh(r Rotation) error {
 	if tx.cutoffs { // migration 000008's column
 		set, args["iat"] = set+`, last_iat = @iat`, r.IssuedAt
 	}
-	q := `UPDATE sessions SET ` + set + ` WHERE id = @sid`
+	q := rotateHistory + ` UPDATE sessions SET ` + set + ` WHERE id = @sid`
 	if _, err := tx.tx.Exec(tx.ctx, q, args); err != nil {
 		return fmt.Errorf("rotate session %s: %w", r.SID, err)
 	}
@@ -518,7 +519,7 @@ const cutoffColumns = `, GREATEST(u.tokens_nbf,
 
 // loadSessionAuth runs SELECT columns[, client][, cutoffs] from, and scans
 // it into a SessionAuth.
-func (db *DB) loadSessionAuth(ctx context.Context, from string, arg any, withClient bool) (SessionAuth, error) {
+func (db *DB) loadSessionAuth(ctx context.Context, from string, withClient bool, args ...any) (SessionAuth, error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	var a SessionAuth
@@ -533,7 +534,7 @@ func (db *DB) loadSessionAuth(ctx context.Context, from string, arg any, withCli
 		q += cutoffColumns
 		dest = append(dest, &a.NBF, &cutAt)
 	}
-	if err := db.pool.QueryRow(ctx, q+` FROM sessions s JOIN users u ON u.id = s.user_id `+from, arg).Scan(dest...); err != nil {
+	if err := db.pool.QueryRow(ctx, q+` FROM sessions s JOIN users u ON u.id = s.user_id `+from, args...).Scan(dest...); err != nil {
 		return SessionAuth{}, translate(err)
 	}
 	if cutAt != nil {
@@ -545,7 +546,7 @@ func (db *DB) loadSessionAuth(ctx context.Context, from string, arg any, withCli
 // SessionAuthByID loads the session sid with its user's role and state,
 // without ClientID: the bearer check of every request runs it.
 func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, error) {
-	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, sid, false)
+	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, false, sid)
 	if err != nil {
 		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, err)
 	}
@@ -554,7 +555,7 @@ func (db *DB) SessionAuthByID(ctx context.Context, sid string) (SessionAuth, err
 
 // SessionClientByID is SessionAuthByID with ClientID.
 func (db *DB) SessionClientByID(ctx context.Context, sid string) (SessionAuth, error) {
-	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, sid, true)
+	a, err := db.loadSessionAuth(ctx, `WHERE s.id = $1`, true, sid)
 	if err != nil {
 		return SessionAuth{}, fmt.Errorf("session %s: %w", sid, err)
 	}
@@ -563,10 +564,16 @@ func (db *DB) SessionClientByID(ctx context.Context, sid string) (SessionAuth, e
 
 // SessionAuthByRefreshHash loads the session whose current refresh token
 // has hash (never a rotated-away one), with its user's role and state and
-// its ClientID; it locks nothing. ErrNotFound when no session's current
-// token has hash.
-func (db *DB) SessionAuthByRefreshHash(ctx context.Context, hash []byte) (SessionAuth, error) {
-	a, err := db.loadSessionAuth(ctx, `WHERE s.refresh_token_hash = $1`, hash, true)
+// its ClientID; it locks nothing. sid is the session the token names
+// (token.RefreshSID), empty for a token that names none; with it the row is
+// found by primary key, as a refresh finds it. ErrNotFound when no
+// session's current token has hash.
+func (db *DB) SessionAuthByRefreshHash(ctx context.Context, sid string, hash []byte) (SessionAuth, error) {
+	from, args := `WHERE s.refresh_token_hash = $1`, []any{hash}
+	if sid != "" {
+		from, args = from+` AND s.id = $2::uuid`, append(args, sid)
+	}
+	a, err := db.loadSessionAuth(ctx, from, true, args...)
 	if err != nil {
 		return SessionAuth{}, fmt.Errorf("session by refresh token: %w", err)
 	}

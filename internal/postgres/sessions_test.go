@@ -140,13 +140,13 @@ func TestCreateSession(t *testing.T) {
 	})
 }
 
-// lockRefresh runs LockSessionByRefreshHash for refresh in a transaction of
-// its own.
-func lockRefresh(db *postgres.DB, refresh string) (postgres.RefreshRow, error) {
+// lockRefreshOf runs LockSessionByRefreshHash for refresh, a token naming
+// session sid (empty: none), in a transaction of its own.
+func lockRefreshOf(db *postgres.DB, sid, refresh string) (postgres.RefreshRow, error) {
 	var r postgres.RefreshRow
 	err := db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
 		var err error
-		r, err = tx.LockSessionByRefreshHash(token.HashRefresh(refresh))
+		r, err = tx.LockSessionByRefreshHash(sid, token.HashRefresh(refresh))
 		return err
 	})
 	return r, err
@@ -162,15 +162,36 @@ func rotate(t *testing.T, db *postgres.DB, sid, next string, at time.Time) postg
 	return r
 }
 
+// TestRefreshRotation runs every case twice: with tokens that name their
+// session (found by primary key) and with tokens of a release before
+// migration 000010, which name none (found by hash).
 func TestRefreshRotation(t *testing.T) {
 	t.Parallel()
+	for _, bySID := range []bool{true, false} {
+		t.Run(map[bool]string{true: "BySID", false: "ByHash"}[bySID], func(t *testing.T) {
+			t.Parallel()
+			testRefreshRotation(t, bySID)
+		})
+	}
+}
+
+func testRefreshRotation(t *testing.T, bySID bool) {
+	named := func(sid string) string {
+		if bySID {
+			return sid
+		}
+		return ""
+	}
+	lockRefresh := func(db *postgres.DB, sid, refresh string) (postgres.RefreshRow, error) {
+		return lockRefreshOf(db, named(sid), refresh)
+	}
 
 	t.Run("TheCurrentTokenFindsItsSession", func(t *testing.T) {
 		t.Parallel()
 		db, b := setup(t)
 		u := createUser(t, db, b, "alice", "admin")
 		sid := liveSession(t, db, b, u, "r0")
-		r, err := lockRefresh(db, "r0")
+		r, err := lockRefresh(db, sid, "r0")
 		want := postgres.RefreshRow{SessionID: sid, UserID: u.ID, Role: "admin", ExpiresAt: t0.Add(24 * time.Hour)}
 		if err != nil || r.SessionID != want.SessionID || r.UserID != want.UserID || r.Role != want.Role ||
 			!r.ExpiresAt.Equal(want.ExpiresAt) || r.Revoked || r.Reused || r.UserDisabled {
@@ -181,8 +202,9 @@ func TestRefreshRotation(t *testing.T) {
 	t.Run("AnUnknownTokenIsNotFound", func(t *testing.T) {
 		t.Parallel()
 		db, b := setup(t)
-		liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
-		if _, err := lockRefresh(db, "nobody's"); !errors.Is(err, postgres.ErrNotFound) {
+		// With the session's own id: a forged token naming a real session.
+		sid := liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
+		if _, err := lockRefresh(db, sid, "nobody's"); !errors.Is(err, postgres.ErrNotFound) {
 			t.Fatalf("lock = %v, want ErrNotFound", err)
 		}
 	})
@@ -198,7 +220,7 @@ func TestRefreshRotation(t *testing.T) {
 		if _, err := db.RevokeSession(ctx, postgres.RevokeRequest{SID: sid, Reason: "user_disabled", At: t0}); err != nil {
 			t.Fatal(err)
 		}
-		if r, err := lockRefresh(db, "r0"); err != nil || !r.UserDisabled || !r.Revoked || r.Reused {
+		if r, err := lockRefresh(db, sid, "r0"); err != nil || !r.UserDisabled || !r.Revoked || r.Reused {
 			t.Fatalf("lock = %+v, %v; want a disabled user's revoked session", r, err)
 		}
 	})
@@ -208,10 +230,10 @@ func TestRefreshRotation(t *testing.T) {
 		db, b := setup(t)
 		sid := liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
 		rot := rotate(t, db, sid, "r1", t0.Add(time.Minute))
-		if r, err := lockRefresh(db, "r1"); err != nil || r.SessionID != sid || r.Reused {
+		if r, err := lockRefresh(db, sid, "r1"); err != nil || r.SessionID != sid || r.Reused {
 			t.Fatalf("new token: %+v, %v; want current", r, err)
 		}
-		if r, err := lockRefresh(db, "r0"); err != nil || r.SessionID != sid || !r.Reused {
+		if r, err := lockRefresh(db, sid, "r0"); err != nil || r.SessionID != sid || !r.Reused {
 			t.Fatalf("old token: %+v, %v; want reused", r, err)
 		}
 		s := sessionRow(t, db, sid)
@@ -228,11 +250,11 @@ func TestRefreshRotation(t *testing.T) {
 			rotate(t, db, sid, fmt.Sprint("r", i), t0.Add(time.Duration(i)*time.Minute))
 		}
 		for i := range 4 { // r0 and r1 only in refresh_token_history, r3 the previous token
-			if r, err := lockRefresh(db, fmt.Sprint("r", i)); err != nil || r.SessionID != sid || !r.Reused {
+			if r, err := lockRefresh(db, sid, fmt.Sprint("r", i)); err != nil || r.SessionID != sid || !r.Reused {
 				t.Fatalf("r%d: %+v, %v; want reused", i, r, err)
 			}
 		}
-		if r, err := lockRefresh(db, "r4"); err != nil || r.Reused {
+		if r, err := lockRefresh(db, sid, "r4"); err != nil || r.Reused {
 			t.Fatalf("r4: %+v, %v; want current", r, err)
 		}
 	})
@@ -252,10 +274,10 @@ func TestRefreshRotation(t *testing.T) {
 		if !errors.Is(err, failed) {
 			t.Fatalf("InRevokeTx = %v, want fn's error", err)
 		}
-		if r, err := lockRefresh(db, "r0"); err != nil || r.Reused {
+		if r, err := lockRefresh(db, sid, "r0"); err != nil || r.Reused {
 			t.Fatalf("r0: %+v, %v; want still current", r, err)
 		}
-		if _, err := lockRefresh(db, "r1"); !errors.Is(err, postgres.ErrNotFound) {
+		if _, err := lockRefresh(db, sid, "r1"); !errors.Is(err, postgres.ErrNotFound) {
 			t.Fatalf("r1: %v, want ErrNotFound", err)
 		}
 	})
@@ -265,7 +287,7 @@ func TestRefreshRotation(t *testing.T) {
 		db, b := setup(t)
 		sid := liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
 		release := holdTx(t, db, func(tx *postgres.Tx) error {
-			if _, err := tx.LockSessionByRefreshHash(token.HashRefresh("r0")); err != nil {
+			if _, err := tx.LockSessionByRefreshHash(named(sid), token.HashRefresh("r0")); err != nil {
 				return err
 			}
 			return tx.RotateRefresh(postgres.Rotation{SID: sid, NewHash: token.HashRefresh("r1"), JTI: uuid.NewString(),
@@ -276,7 +298,7 @@ func TestRefreshRotation(t *testing.T) {
 		var secondErr error
 		go func() {
 			defer close(finished)
-			second, secondErr = lockRefresh(db, "r0")
+			second, secondErr = lockRefresh(db, sid, "r0")
 		}()
 		awaitBlocked(t, db, finished)
 		if err := release(); err != nil {

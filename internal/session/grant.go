@@ -168,7 +168,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	g := Grant{SID: sid, ClientID: clientID}
 	if withRefresh {
 		var err error
-		if g.RefreshToken, err = token.NewRefresh(); err != nil {
+		if g.RefreshToken, err = token.NewRefreshFor(sid); err != nil {
 			return Grant{}, err
 		}
 		ns.RefreshTokenHash = token.HashRefresh(g.RefreshToken)
@@ -246,7 +246,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 	err := s.db.InMintTx(ctx, func(tx *postgres.Tx) error {
 		// Locked FOR UPDATE: concurrent refreshes with one token queue up
 		// here, and the second finds the token rotated away, as a reuse.
-		st, err := tx.LockSessionByRefreshHash(token.HashRefresh(refresh))
+		st, err := tx.LockSessionByRefreshHash(token.RefreshSID(refresh), token.HashRefresh(refresh))
 		if err != nil {
 			return err
 		}
@@ -308,7 +308,7 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 		if err != nil {
 			return ErrInvalidRefresh // the session ends within the second
 		}
-		rt, err := token.NewRefresh()
+		rt, err := token.NewRefreshFor(st.SessionID)
 		if err != nil {
 			return err
 		}

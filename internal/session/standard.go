@@ -90,7 +90,7 @@ func (s *Service) sessionOf(ctx context.Context, tok string) (postgres.SessionAu
 			return a, false, nil
 		}
 	} else {
-		a, err = s.db.SessionAuthByRefreshHash(ctx, token.HashRefresh(tok))
+		a, err = s.db.SessionAuthByRefreshHash(ctx, token.RefreshSID(tok), token.HashRefresh(tok))
 	}
 	if errors.Is(err, postgres.ErrNotFound) {
 		return a, false, nil
@@ -154,7 +154,7 @@ func (s *Service) Introspect(ctx context.Context, tok string) (Introspection, er
 		}
 		return in, nil
 	}
-	a, err := s.db.SessionAuthByRefreshHash(ctx, token.HashRefresh(tok))
+	a, err := s.db.SessionAuthByRefreshHash(ctx, token.RefreshSID(tok), token.HashRefresh(tok))
 	if errors.Is(err, postgres.ErrNotFound) {
 		return Introspection{}, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/keys"
@@ -144,5 +145,29 @@ func BenchmarkMint(b *testing.B) {
 		if _, err := iss.Mint("6f1c1a8e-3b7e-4e0e-9a55-1f0d2c3b4a59", "0d9e8f7a-6b5c-4d3e-2f1a-0b9c8d7e6f5a", "user", end); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRefreshForNamesItsSession(t *testing.T) {
+	sid := uuid.NewString()
+	a, err := NewRefreshFor(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewRefreshFor(sid)
+	if a == b || len(a) != 22+1+43 {
+		t.Fatalf("refresh tokens %q %q", a, b)
+	}
+	if got := RefreshSID(a); got != sid {
+		t.Fatalf("RefreshSID = %q, want %q", got, sid)
+	}
+	legacy, _ := NewRefresh()
+	for _, s := range []string{legacy, "", ".", a[:22] + "." + a[23:60], a[:21] + "!." + a[23:], a + "x", strings.ToUpper(sid) + "." + a[23:]} {
+		if got := RefreshSID(s); got != "" {
+			t.Errorf("RefreshSID(%q) = %q, want none", s, got)
+		}
+	}
+	if _, err := NewRefreshFor("not-a-uuid"); err == nil {
+		t.Error("NewRefreshFor accepted a sid that is not a UUID")
 	}
 }
