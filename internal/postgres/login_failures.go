@@ -164,13 +164,11 @@ func (db *DB) SettleLoginFailure(ctx context.Context, account, ip string, at, fo
 // spray across many accounts. The (account, address) rows of other
 // addresses stay as they are. The statements go in one round trip, locking
 // the rows in the order account, account_ip, ip; on a schema without the
-// account_ip scope its statements find no row. Its commit does not wait
-// for the disk (asyncCommit, login_pending.go): it records no failure.
+// account_ip scope its statements find no row.
 func (db *DB) SettleLoginSuccess(ctx context.Context, account, ip string) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	b := &pgx.Batch{}
-	b.Queue(asyncCommit) // the batch is one implicit transaction
 	b.Queue(`UPDATE login_failures SET failures = 0, pending = GREATEST(pending - 1, 0)
 		WHERE scope = 'account' AND key = lower($1)`, account)
 	b.Queue(`DELETE FROM login_failures

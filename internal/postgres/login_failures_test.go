@@ -402,22 +402,3 @@ func TestLoginFailuresOnTheSchemaBefore000006(t *testing.T) {
 		t.Fatal("the widened CHECK admits any scope")
 	}
 }
-
-// A claim's transaction commits without waiting for the disk, and leaves
-// the setting behind with the transaction.
-func TestLoginClaimTxCommitsAsynchronously(t *testing.T) {
-	t.Parallel()
-	db, _ := setup(t)
-	var inside string
-	if err := db.InLoginClaimTx(ctx, func(tx *postgres.Tx) error {
-		return tx.QueryRowForTest(`SELECT current_setting('synchronous_commit')`, &inside)
-	}); err != nil || inside != "off" {
-		t.Fatalf("synchronous_commit inside the claim: %q, %v; want off", inside, err)
-	}
-	var durable string
-	if err := db.InTx(ctx, func(tx *postgres.Tx) error {
-		return tx.QueryRowForTest(`SELECT current_setting('synchronous_commit')`, &durable)
-	}); err != nil || durable == "off" {
-		t.Fatalf("synchronous_commit in a plain transaction: %q, %v; want the server's (on)", durable, err)
-	}
-}

@@ -299,9 +299,7 @@ func (t *Throttle) claim(ctx context.Context, account, ip string, now time.Time,
 		return limited, nil
 	}
 	var limited *LimitedError
-	// Its commit does not wait for the disk: a claim only counts a check
-	// in flight (postgres.InLoginClaimTx).
-	err = t.db.InLoginClaimTx(ctx, func(tx *postgres.Tx) error {
+	err = t.db.InTx(ctx, func(tx *postgres.Tx) error {
 		// Locked (account first, so two claims cannot deadlock) and read
 		// again: claims of a key are serialised, so this read sees every
 		// claim made before this one, and the count cannot be outrun.
