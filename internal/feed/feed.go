@@ -67,7 +67,10 @@
 //     iat = max(now, nbf). A token minted after the cutoff therefore has
 //     iat >= nbf and is never denied by it, even within the second after T;
 //     the price is that such a token's iat may be up to a second ahead of
-//     the clock (authd and the verifier accept that much).
+//     the clock (and a replica's clock may be behind the one that decided
+//     the cutoff by the skew the cursor already allows: authd accepts an
+//     iat up to token.MaxClockSkew plus a second ahead, the verifier its
+//     leeway).
 //
 // A refresh token is cut off by the issuer-wide cutoff when its session was
 // last minted (created or refreshed) before T, by the same ordering. A user

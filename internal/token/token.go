@@ -21,6 +21,12 @@ import (
 // Type is the JWT "typ" header of an access token (RFC 9068 section 2.1).
 const Type = "at+jwt"
 
+// MaxClockSkew is how far apart the clocks of authd's replicas (and of a
+// host running its CLI) may be: the feed's cursor argument assumes as much
+// (README, "The revocation feed"). A token's iat may be that far ahead of
+// the clock checking it.
+const MaxClockSkew = 5 * time.Second
+
 // DefaultClientID is the client_id of a token whose grant named no client:
 // authd itself, as the client of its own password grant.
 const DefaultClientID = "authd"
@@ -116,10 +122,11 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 	if !exp.After(now) {
 		return Minted{}, errors.New("token: session expires before the token could be valid")
 	}
-	if a.MinIssuedAt > now.Unix()+1 {
-		// Only the second after a cutoff is ever ahead; more means a clock
-		// far behind the one that decided it.
-		return Minted{}, fmt.Errorf("token: a cutoff at %d is ahead of this clock (%d)", a.MinIssuedAt, now.Unix())
+	if a.MinIssuedAt > now.Add(MaxClockSkew).Unix() {
+		// The second after a cutoff is ahead by design, and a replica whose
+		// clock is behind the one that decided it by up to MaxClockSkew
+		// more; beyond that the clocks are not what the feed assumes.
+		return Minted{}, fmt.Errorf("token: a cutoff at %d is more than %s ahead of this clock (%d)", a.MinIssuedAt, MaxClockSkew, now.Unix())
 	}
 	jti := uuid.NewString()
 	claims := Claims{
@@ -187,9 +194,10 @@ func (i *Signer) Parse(s string) (*Claims, error) {
 	}
 	// iat is checked here, not by the parser: a token minted in the second
 	// after a cutoff carries that second (Access.MinIssuedAt), so it may be
-	// up to a second ahead of this clock, and no further. (A token without
-	// iat counts as minted at 0, so every cutoff denies it.)
-	if c.IssuedAt != nil && c.IssuedAt.Unix() > i.clock.Now().Unix()+1 {
+	// up to a second ahead of the clock that minted it, and that clock up to
+	// MaxClockSkew ahead of this one. (A token without iat counts as minted
+	// at 0, so every cutoff denies it.)
+	if c.IssuedAt != nil && c.IssuedAt.Unix() > i.clock.Now().Add(MaxClockSkew).Unix()+1 {
 		return nil, fmt.Errorf("%w: iat in the future", ErrInvalid)
 	}
 	return &c, nil
