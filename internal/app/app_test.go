@@ -34,6 +34,7 @@ var graphConstructors = map[string][]string{
 	"internal/metrics":    {"New"},
 	"internal/push":       {"NewRedis"},
 	"internal/statuslist": {"New", "NewAllocator"},
+	"internal/console":    {"New"},
 }
 
 // TestGraphIsBuiltInOnePlace: outside internal/app no production file (and
