@@ -93,14 +93,16 @@ func (c *Console) login(ec echo.Context) error {
 	return ec.Redirect(http.StatusSeeOther, Prefix+"/users")
 }
 
-// end revokes e's authd session, for an entry the console forgets.
+// end revokes e's authd session, for an entry the console forgets (idle,
+// or refused for a full store). Through its refresh token (RFC 7009's
+// revocation, ReasonTokenRevoked), which outlives the access token an idle
+// entry holds.
 func (c *Console) end(ctx context.Context, e *entry) {
-	p, err := c.Sessions.Authenticate(ctx, e.access, true)
-	if err == nil {
-		_, err = c.Sessions.Logout(ctx, p)
-	}
-	if err != nil && !errors.Is(err, session.ErrInvalidToken) {
-		c.Log.WarnContext(ctx, "console: ending an idle console session failed", "sid", e.sid, "err", err)
+	e.mu.Lock()
+	refresh := e.refresh
+	e.mu.Unlock()
+	if err := c.Sessions.RevokeToken(ctx, refresh); err != nil {
+		c.Log.WarnContext(ctx, "console: ending a console session failed", "sid", e.sid, "err", err)
 	}
 }
 
