@@ -54,7 +54,7 @@ type auditData struct {
 	Available bool
 	Form      url.Values
 	Items     []AuditEvent
-	// Next is the query string of the next page, empty on the last.
+	// Next is the path of the next page, empty on the last.
 	Next string
 }
 
@@ -85,7 +85,7 @@ func (c *Console) audit(ec echo.Context) error {
 			next[k] = vs
 		}
 		next.Set("cursor", p.NextCursor)
-		d.Next = next.Encode()
+		d.Next = Prefix + "/audit?" + next.Encode()
 	}
 	return c.render(ec, http.StatusOK, "audit", v)
 }

@@ -2,9 +2,11 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
@@ -29,13 +32,15 @@ const (
 // redirects, so each answer can be looked at.
 type client struct {
 	t    *testing.T
-	env  *authdtest.Env
+	base string
 	http *http.Client
 }
 
-func newClient(t *testing.T, env *authdtest.Env) *client {
+func newClient(t *testing.T, env *authdtest.Env) *client { return newClientAt(t, env.URL) }
+
+func newClientAt(t *testing.T, base string) *client {
 	jar, _ := cookiejar.New(nil)
-	return &client{t: t, env: env, http: &http.Client{Jar: jar,
+	return &client{t: t, base: base, http: &http.Client{Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -52,13 +57,13 @@ func (c *client) do(req *http.Request) (*http.Response, string) {
 
 func (c *client) get(path string) (*http.Response, string) {
 	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, c.env.URL+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, c.base+path, nil)
 	return c.do(req)
 }
 
 func (c *client) post(path string, form url.Values) (*http.Response, string) {
 	c.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, c.env.URL+path, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return c.do(req)
 }
@@ -247,5 +252,109 @@ func TestErrorsAreMessages(t *testing.T) {
 			!strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 			t.Errorf("%s: %d %s, want a 4xx page saying %q", path, res.StatusCode, body, want)
 		}
+	}
+}
+
+// auditLog answers one fixed page and keeps the filter it was asked for.
+// It stands in for the audit log's reader, which internal/app wires once
+// the audit package exists (console.AuditLog is the contract).
+type auditLog struct {
+	got    console.AuditFilter
+	cursor string
+}
+
+func (a *auditLog) AuditPage(_ context.Context, f console.AuditFilter, cursor string, _ int) (console.AuditPage, error) {
+	a.got, a.cursor = f, cursor
+	return console.AuditPage{NextCursor: "c2", Items: []console.AuditEvent{{
+		ID: 1, At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Type: "session_revoked", Actor: "cli",
+		SessionID: "6f1c1c49-8c55-4a34-9d1c-4c7c9a1f0b11", UserAgent: "<img src=x onerror=alert(1)>",
+		Detail: map[string]any{"reason": "<b>stolen</b>"},
+	}}}, nil
+}
+
+type fleet struct{}
+
+func (fleet) Fleet(context.Context) (console.FleetView, error) {
+	return console.FleetView{
+		Verifiers: []console.Verifier{{ClientID: "<svc>", LastPoll: time.Unix(1e9, 0), Lag: 1500 * time.Millisecond, State: "silent"}},
+		Revocations: []console.Propagation{{At: time.Unix(1e9, 0), What: "6f1c1c49-8c55-4a34-9d1c-4c7c9a1f0b11",
+			Reason: "admin_revoke", Reached: 1, Active: 2}},
+	}, nil
+}
+
+// TestAuditAndFleetPages: the pages pass GET /audit's filters to the log,
+// page with its cursor, refuse a bad time with a message, escape what the
+// rows carry, and the fleet page reloads itself.
+func TestAuditAndFleetPages(t *testing.T) {
+	env, _ := setup(t, authdtest.Options{})
+	al := &auditLog{}
+	con, err := console.New(console.Deps{Sessions: env.Sessions, Accounts: env.Accounts, Clock: env.Clock, Log: env.Log,
+		Audit: al, Fleet: fleet{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	con.Register(e.Group(console.Prefix))
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	c := newClientAt(t, srv.URL)
+	c.mustSignIn()
+
+	const uid = "0d6f3c3e-55a4-4b5b-8d55-9a4f1e0e3c1a"
+	res, body := c.get("/console/audit?user=" + uid + "&type=session_revoked&since=2026-01-02T00:00:00Z&until=2026-01-03T10:30")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("audit: %d %s", res.StatusCode, body)
+	}
+	want := console.AuditFilter{UserID: uid, Type: "session_revoked",
+		Since: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 1, 3, 10, 30, 0, 0, time.UTC)}
+	if al.got != want || al.cursor != "" {
+		t.Errorf("filter = %+v cursor %q, want %+v", al.got, al.cursor, want)
+	}
+	for _, s := range []string{"session_revoked", "&lt;img src=x onerror=alert(1)&gt;", "reason=&lt;b&gt;stolen&lt;/b&gt;", "cursor=c2", "type=session_revoked"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("audit page lacks %q", s)
+		}
+	}
+	if strings.Contains(body, "<img") || strings.Contains(body, "<b>") {
+		t.Error("audit page carries a row's markup unescaped")
+	}
+	c.get("/console/audit?cursor=c2")
+	if al.cursor != "c2" {
+		t.Errorf("next page asked with cursor %q", al.cursor)
+	}
+	res, body = c.get("/console/audit?since=yesterday")
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "since must be a time") {
+		t.Errorf("bad since: %d %s", res.StatusCode, body)
+	}
+
+	res, body = c.get("/console/fleet")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("fleet: %d %s", res.StatusCode, body)
+	}
+	for _, s := range []string{`<meta http-equiv="refresh" content="3">`, "&lt;svc&gt;", "silent", "1.5s", "1 of 2"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("fleet page lacks %q", s)
+		}
+	}
+}
+
+// TestUsersPaginate: a search with more matches than a page links to the
+// next page, which holds the rest.
+func TestUsersPaginate(t *testing.T) {
+	env, _ := setup(t, authdtest.Options{})
+	for i := range 27 {
+		env.CreateUser(t, fmt.Sprintf("user-%02d", i), "user", "correct horse battery staple")
+	}
+	c := newClient(t, env)
+	c.mustSignIn()
+	_, body := c.get("/console/users?q=user-")
+	next := regexp.MustCompile(`id="next" href="([^"]+)"`).FindStringSubmatch(body)
+	if next == nil || strings.Count(body, `class="user"`) != 25 || !strings.Contains(body, ">user-24<") {
+		t.Fatalf("first page: %s", body)
+	}
+	_, body = c.get(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if strings.Count(body, `class="user"`) != 2 || !strings.Contains(body, ">user-25<") || !strings.Contains(body, ">user-26<") ||
+		strings.Contains(body, `id="next"`) {
+		t.Errorf("second page: %s", body)
 	}
 }

@@ -99,12 +99,6 @@ func (s *store) get(id string) (e *entry, live bool) {
 	return e, true
 }
 
-// len is how many entries the store holds.
-func (s *store) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
 
 // drop forgets id.
 func (s *store) drop(id string) {
