@@ -99,7 +99,6 @@ func (s *store) get(id string) (e *entry, live bool) {
 	return e, true
 }
 
-
 // drop forgets id.
 func (s *store) drop(id string) {
 	s.mu.Lock()
