@@ -276,9 +276,8 @@ type fleet struct{}
 
 func (fleet) Fleet(context.Context) (console.FleetView, error) {
 	return console.FleetView{
-		Verifiers: []console.Verifier{{ClientID: "<svc>", LastPoll: time.Unix(1e9, 0), Lag: 1500 * time.Millisecond, State: "silent"}},
-		Revocations: []console.Propagation{{At: time.Unix(1e9, 0), What: "6f1c1c49-8c55-4a34-9d1c-4c7c9a1f0b11",
-			Reason: "admin_revoke", Reached: 1, Active: 2}},
+		Verifiers:   []console.Verifier{{ClientID: "<svc>", LastPoll: time.Unix(1e9, 0), Lag: 1500 * time.Millisecond, State: "silent"}},
+		Revocations: []console.Propagation{{At: time.Unix(1e9, 0), Count: 3, Reached: 1, Active: 2, Waiting: []string{"<svc>"}}},
 	}, nil
 }
 

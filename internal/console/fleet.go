@@ -32,16 +32,18 @@ type Verifier struct {
 	State string
 }
 
-// Propagation is one revocation and how many of the active verifiers have
-// polled past it.
+// Propagation is one committed revocation (a transaction, which may end
+// several sessions) and how many of the active verifiers have polled past
+// it.
 type Propagation struct {
 	At time.Time
-	// What names the revocation: a session id, or a user or issuer cutoff.
-	What   string
-	Reason string
+	// Count is how many sessions or cutoffs it revoked.
+	Count int
 	// Reached of Active verifiers have polled with a cursor past it;
-	// ReachedAll is when the last of them did (zero: not yet).
+	// Waiting names the others. ReachedAll is when the last of them did
+	// (zero: not yet).
 	Reached, Active int
+	Waiting         []string
 	ReachedAll      time.Time
 }
 
