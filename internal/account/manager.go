@@ -334,6 +334,20 @@ func (m *Service) RevokeSession(ctx context.Context, sid, reason string) (alread
 	return r.AlreadyRevoked, err
 }
 
+// Session returns one session by id, whoever's it is, for an admin who
+// looks it up (the console's session page): session.ErrMalformedSID or
+// session.ErrNotFound when there is none.
+func (m *Service) Session(ctx context.Context, sid string) (postgres.Session, error) {
+	if _, err := uuid.Parse(sid); err != nil || len(sid) != 36 {
+		return postgres.Session{}, session.ErrMalformedSID
+	}
+	s, err := m.db.SessionByID(ctx, sid)
+	if errors.Is(err, postgres.ErrNotFound) {
+		return postgres.Session{}, session.ErrNotFound
+	}
+	return s, err
+}
+
 // SessionPage is one page of sessions; NextCursor is empty on the last.
 type SessionPage struct {
 	Items      []postgres.Session

@@ -17,6 +17,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
@@ -71,6 +72,9 @@ type App struct {
 	Metrics     *metrics.Metrics
 	Registry    *prometheus.Registry
 	Pruner      *jobs.Pruner
+	// Console is the admin console under /console/; nil when
+	// AUTHD_CONSOLE is off.
+	Console *console.Console
 	// Handler serves the whole HTTP API.
 	Handler http.Handler
 	// EphemeralKey is true when no signing key was configured and a fresh
@@ -162,10 +166,17 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
 		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan, Sweep: a.Sessions.SweepCutoffs,
 	}
+	if cfg.Console {
+		if a.Console, err = console.New(console.Deps{
+			Sessions: a.Sessions, Accounts: a.Accounts, Clock: a.Clock, Log: a.Log,
+		}); err != nil {
+			return err
+		}
+	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
 		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
-		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
+		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "", Console: a.Console,
 	})
 	return nil
 }

@@ -34,6 +34,7 @@ var graphConstructors = map[string][]string{
 	"internal/metrics":    {"New"},
 	"internal/push":       {"NewRedis"},
 	"internal/statuslist": {"New", "NewAllocator"},
+	"internal/console":    {"New"},
 }
 
 // TestGraphIsBuiltInOnePlace: outside internal/app no production file (and
@@ -164,5 +165,29 @@ func TestNewFailsCleanly(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.SigningKeys[0]); err == nil {
 		t.Error("New created the missing key file")
+	}
+}
+
+// TestConsoleSwitch: the console is served by default and not at all with
+// AUTHD_CONSOLE=off.
+func TestConsoleSwitch(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg := testConfig(t, pgtest.URL(t))
+		cfg.Console = on
+		a, err := app.New(context.Background(), cfg, app.Deps{Log: discard()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(a.Handler)
+		res, err := http.Get(srv.URL + "/console/login")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		srv.Close()
+		a.Close()
+		if want := map[bool]int{true: http.StatusOK, false: http.StatusNotFound}[on]; res.StatusCode != want || (a.Console != nil) != on {
+			t.Errorf("console %t: GET /console/login = %d, want %d; App.Console set = %t", on, res.StatusCode, want, a.Console != nil)
+		}
 	}
 }

@@ -28,6 +28,7 @@ var Names = []string{
 	"AUTHD_STATUS_LIST", "AUTHD_STATUS_LIST_SIZE", "AUTHD_STATUS_LIST_TTL",
 	"AUTHD_DATABASE_DIRECT_URL", "AUTHD_DATABASE_POOLER", "AUTHD_DATABASE_READ_URL", "AUTHD_READ_MAX_LAG",
 	"AUTHD_DB_MAX_CONNS",
+	"AUTHD_CONSOLE",
 }
 
 // DefaultDBMaxConns is AUTHD_DB_MAX_CONNS's default. pgx's own default,
@@ -158,6 +159,9 @@ type Config struct {
 	// Cache-Control max-age; the lists are brought up to date every sixth of
 	// it. From 1s to 1h; default 30s.
 	StatusListTTL time.Duration
+	// Console is AUTHD_CONSOLE, on or off: whether the admin console is
+	// served under /console/ (internal/console). Default on.
+	Console bool
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -225,6 +229,13 @@ func Load(getenv func(string) string) (Config, error) {
 	case "off":
 	default:
 		return Config{}, fmt.Errorf("AUTHD_STATUS_LIST: %q is not on or off", v)
+	}
+	switch v := getenv("AUTHD_CONSOLE"); v {
+	case "", "on":
+		c.Console = true
+	case "off":
+	default:
+		return Config{}, fmt.Errorf("AUTHD_CONSOLE: %q is not on or off", v)
 	}
 	if c.StatusListSize, err = integer(getenv, "AUTHD_STATUS_LIST_SIZE", 1<<20, 8, 1<<24); err != nil {
 		return Config{}, err
@@ -332,7 +343,7 @@ func (c Config) Redacted() []any {
 		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_account_any_ip", c.LoginMaxFailuresAccountAnyIP,
 		"login_max_failures_ip", c.LoginMaxFailuresIP, "login_max_in_flight_ip", c.LoginMaxInFlightIP,
 		"login_backoff_base", c.LoginBackoffBase.String(), "login_backoff_max", c.LoginBackoffMax.String(),
-		"status_list", c.StatusList, "status_list_size", c.StatusListSize, "status_list_ttl", c.StatusListTTL.String(),
+		"status_list", c.StatusList, "console", c.Console, "status_list_size", c.StatusListSize, "status_list_ttl", c.StatusListTTL.String(),
 	}
 }
 

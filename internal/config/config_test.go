@@ -17,8 +17,11 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:8080" || c.MetricsAddr != "" || c.AccessTTL != 10*time.Minute || c.SessionTTL != 720*time.Hour ||
 		c.PruneSchedule != "@every 1m" || c.SessionRetention != 720*time.Hour || len(c.SigningKeys) != 0 ||
-		!c.StatusList || c.StatusListSize != 1<<20 || c.StatusListTTL != 30*time.Second {
+		!c.StatusList || c.StatusListSize != 1<<20 || c.StatusListTTL != 30*time.Second || !c.Console {
 		t.Fatalf("defaults = %+v", c)
+	}
+	if c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1/authd", "AUTHD_CONSOLE": "off"})); err != nil || c.Console {
+		t.Fatalf("AUTHD_CONSOLE=off: Console = %t, err %v", c.Console, err)
 	}
 }
 
@@ -48,6 +51,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"no login in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "0", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
 		{"too many logins in flight", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP", "100001", "AUTHD_LOGIN_MAX_IN_FLIGHT_IP"},
 		{"status list neither on nor off", "AUTHD_STATUS_LIST", "yes", "AUTHD_STATUS_LIST"},
+		{"console neither on nor off", "AUTHD_CONSOLE", "true", "AUTHD_CONSOLE"},
 		{"status list size not a multiple of 8", "AUTHD_STATUS_LIST_SIZE", "1000001", "AUTHD_STATUS_LIST_SIZE"},
 		{"status list size too large", "AUTHD_STATUS_LIST_SIZE", "16777224", "AUTHD_STATUS_LIST_SIZE"},
 		{"status list size zero", "AUTHD_STATUS_LIST_SIZE", "0", "AUTHD_STATUS_LIST_SIZE"},

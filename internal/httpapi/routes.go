@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/internal/statuslist"
 )
@@ -48,6 +49,10 @@ func (h *handlers) routes(e *echo.Echo) {
 	if h.StatusLists != nil { // public, as the draft has it: verifiers and caches read them unauthenticated
 		e.GET(statuslist.Path, h.statusListAggregation)
 		e.GET(statuslist.Path+"/:id", h.statusList)
+	}
+
+	if h.Console != nil { // HTML for browsers, not the API: README's Console section, not openapi.yaml
+		h.Console.Register(e.Group(console.Prefix))
 	}
 
 	if h.Metrics != nil && !h.MetricsElsewhere {

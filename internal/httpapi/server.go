@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
@@ -46,6 +47,10 @@ type Deps struct {
 	// serves it, AUTHD_METRICS_ADDR). Nil: nothing is counted or served.
 	Metrics          *metrics.Metrics
 	MetricsElsewhere bool
+	// Console, when set, serves the admin console's pages under
+	// console.Prefix, behind the same middleware as the API (request ids,
+	// logging, body limit, timeout); nil: AUTHD_CONSOLE=off, no such route.
+	Console *console.Console
 }
 
 type handlers struct {
