@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/feed"
@@ -63,6 +64,8 @@ type App struct {
 	Signer   *token.Signer
 	Sessions *session.Service
 	Accounts *account.Service
+	// Audit reads the audit log (GET /audit, `authd audit list`).
+	Audit    *auditlog.Service
 	Throttle *throttle.Throttle
 	Feed     *feed.Service
 	// StatusLists serves the IETF Token Status Lists; nil when
@@ -158,12 +161,14 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
 	})
+	a.Audit = auditlog.New(a.DB)
 	a.Pruner = &jobs.Pruner{
 		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
 		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan, Sweep: a.Sessions.SweepCutoffs,
+		AuditRetention: cfg.AuditRetention,
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
-		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
+		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Audit: a.Audit, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
 		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
 	})

@@ -28,6 +28,7 @@ var graphConstructors = map[string][]string{
 	"internal/httpapi":    {"NewServer"},
 	"internal/session":    {"NewService"},
 	"internal/account":    {"NewService"},
+	"internal/auditlog":   {"New"},
 	"internal/throttle":   {"New"},
 	"internal/token":      {"NewSigner"},
 	"internal/feed":       {"NewService"},

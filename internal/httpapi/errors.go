@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
@@ -126,6 +127,9 @@ var problems = []struct {
 	{account.ErrWrongPassword, http.StatusForbidden, "", ""},
 	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page", ""},
 	{account.ErrBadLimit, http.StatusBadRequest, "", ""},
+	{auditlog.ErrBadFilter, http.StatusBadRequest, "", ""},
+	{auditlog.ErrBadCursor, http.StatusBadRequest, "", ""},
+	{auditlog.ErrBadLimit, http.StatusBadRequest, "", ""},
 }
 
 func orText(s string, err error) string {

@@ -32,6 +32,8 @@ type DB struct {
 	pool *pgxpool.Pool
 	// cutoffs: the schema has migration 000008 (RefreshSchema).
 	cutoffs atomic.Bool
+	// audits: the schema has migration 000011 (RefreshSchema).
+	audits atomic.Bool
 	// replica, when set, serves the reads that may lag (session and user
 	// lists); see Options.ReadURL.
 	replica *DB
@@ -203,6 +205,8 @@ type Tx struct {
 	// cutoffs: the schema has migration 000008, as the DB knew it when the
 	// transaction began.
 	cutoffs bool
+	// audits: the schema has audit_events (migration 000011).
+	audits bool
 }
 
 // InTx runs fn in one transaction, committed if fn returns nil and rolled
@@ -212,7 +216,7 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load()})
+		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load(), audits: db.audits.Load()})
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/seedc5a8123e/authd/internal/audit"
 )
 
 // MaxRevokeTx bounds every transaction that writes revoked_at, from the
@@ -130,6 +132,8 @@ type NewSession struct {
 	// beyond it are revoked with LimitReason in the same transaction.
 	MaxLive     int
 	LimitReason string
+	// Grant is the grant type, recorded in the login's audit row.
+	Grant string
 }
 
 // MintedSession is what the mint function of CreateSession made: the
@@ -238,6 +242,12 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		if tag.RowsAffected() == 0 {
 			return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
 		}
+		if err := tx.Audit(AuditEvent{
+			At: m.CreatedAt, Type: audit.LoginSucceeded, Actor: s.UserID, SubjectUserID: s.UserID, SessionID: s.ID,
+			IP: s.IP, UserAgent: s.UserAgent, Detail: map[string]any{"grant": s.Grant, "client_id": s.ClientID},
+		}); err != nil {
+			return err
+		}
 		if s.MaxLive <= 0 {
 			return nil
 		}
@@ -254,7 +264,7 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		if err != nil {
 			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
 		}
-		return nil
+		return tx.auditRevoked(sessionIDs(evicted), s.LimitReason, nil, m.CreatedAt)
 	})
 	return evicted, err
 }
@@ -432,6 +442,9 @@ func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
 		}
 		return nil, fmt.Errorf("revoke session %s: %w", r.SID, err)
 	}
+	if err := tx.auditRevoked([]string{r.SID}, r.Reason, r.By, r.At); err != nil {
+		return nil, err
+	}
 	return &out, nil
 }
 
@@ -460,6 +473,9 @@ func (tx *Tx) RevokeUserSessions(userID, except string, r RevokeRequest) ([]Revo
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
+	}
+	if err := tx.auditRevoked(sessionIDs(out), r.Reason, r.By, r.At); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/token"
@@ -163,7 +164,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		ID: sid, UserID: u.ID, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
-		StatusListID: entry.List, StatusIdx: entry.Idx,
+		StatusListID: entry.List, StatusIdx: entry.Idx, Grant: grant,
 	}
 	g := Grant{SID: sid, ClientID: clientID}
 	if withRefresh {
@@ -277,6 +278,10 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 			// The grant fails, but the revocation must commit: fn returns
 			// nil and ErrRefreshReused is returned after the commit.
 			reused = true
+			if err := tx.Audit(postgres.AuditEvent{At: now, Type: audit.RefreshReuse, SubjectUserID: st.UserID,
+				SessionID: st.SessionID, Detail: map[string]any{"already_revoked": st.Revoked}}); err != nil {
+				return err
+			}
 			if st.Revoked {
 				return nil
 			}
