@@ -127,7 +127,6 @@ var problems = []struct {
 	{account.ErrWrongPassword, http.StatusForbidden, "", ""},
 	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page", ""},
 	{account.ErrBadLimit, http.StatusBadRequest, "", ""},
-	{auditlog.ErrBadFilter, http.StatusBadRequest, "", ""},
 	{auditlog.ErrBadCursor, http.StatusBadRequest, "", ""},
 	{auditlog.ErrBadLimit, http.StatusBadRequest, "", ""},
 }
@@ -170,6 +169,9 @@ func toProblem(err error) (*problem, bool) {
 	switch {
 	case errors.As(err, &p):
 		return p, true
+	case errors.Is(err, auditlog.ErrBadFilter):
+		// The wrapped text says which filter: it names no secret.
+		return newProblem(http.StatusBadRequest, strings.TrimPrefix(err.Error(), auditlog.ErrBadFilter.Error()+": ")), true
 	case errors.Is(err, context.DeadlineExceeded):
 		// The request's own deadline (the timeout middleware's 503) or a
 		// database call's: either way a retry may succeed.

@@ -319,6 +319,19 @@ func TestOpenAPIResponses(t *testing.T) {
 		expect(t, "no body", a.do("POST", "/me/password", bob.AccessToken, "application/json", nil), 400, "")
 	})
 
+	t.Run("audit", func(t *testing.T) {
+		admin := login("root").AccessToken
+		r := a.do("GET", "/audit?limit=2", admin, "", nil)
+		expect(t, "audit page", r, 200, `"next_cursor"`)
+		var p struct {
+			NextCursor string `json:"next_cursor"`
+		}
+		r.json(t, &p)
+		expect(t, "audit next page", a.do("GET", "/audit?limit=2&type=login_succeeded&cursor="+p.NextCursor, admin, "", nil), 200, `"items"`)
+		expect(t, "audit bad type", a.do("GET", "/audit?type=nope", admin, "", nil), 400, `"type must be one of`)
+		expect(t, "audit as a user", a.do("GET", "/audit", login("alice").AccessToken, "", nil), 403, `"Forbidden"`)
+	})
+
 	t.Run("admin users", func(t *testing.T) {
 		admin := login("root").AccessToken
 		user := login("alice").AccessToken

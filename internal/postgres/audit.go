@@ -146,7 +146,7 @@ func (db *DB) AuditEvents(ctx context.Context, q AuditQuery) ([]AuditEvent, erro
 	var where []string
 	args := pgx.NamedArgs{"limit": q.Limit}
 	if q.UserID != "" {
-		where = append(where, `(subject_user_id = @user::uuid OR actor = @user)`)
+		where = append(where, `(subject_user_id = @user::text::uuid OR actor = @user::text)`)
 		args["user"] = q.UserID
 	}
 	if q.SessionID != "" {
