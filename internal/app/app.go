@@ -19,6 +19,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/fleet"
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
 	"github.com/seedc5a8123e/authd/internal/keys"
@@ -68,6 +69,9 @@ type App struct {
 	Audit    *auditlog.Service
 	Throttle *throttle.Throttle
 	Feed     *feed.Service
+	// Fleet watches the verifiers' feed polls; `authd serve` starts its
+	// flushes (Start).
+	Fleet *fleet.Tracker
 	// StatusLists serves the IETF Token Status Lists; nil when
 	// AUTHD_STATUS_LIST is off. `authd serve` starts its syncs (Start).
 	StatusLists *statuslist.Service
@@ -136,6 +140,8 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}
 	a.Feed = feed.NewService(a.DB, a.Clock, feed.Config{Log: a.Log, OnRead: a.Metrics.FeedRead, Source: src})
 	a.closers = append(a.closers, a.Feed.Close)
+	a.Fleet = fleet.New(a.DB, a.Clock, a.Metrics, fleet.Config{Log: a.Log})
+	a.closers = append(a.closers, a.Fleet.Close)
 	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
 	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{
 		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresAccountAnyIP: cfg.LoginMaxFailuresAccountAnyIP,
@@ -156,7 +162,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 			SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser,
 			IdleTTL: cfg.SessionIdleTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		},
-		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick, Status: alloc,
+		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick, Announced: a.Fleet.Revoked, Status: alloc,
 	})
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
@@ -168,7 +174,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		AuditRetention: cfg.AuditRetention,
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
-		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Audit: a.Audit, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
+		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Audit: a.Audit, Feed: a.Feed, Fleet: a.Fleet, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
 		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "",
 	})

@@ -32,6 +32,7 @@ var graphConstructors = map[string][]string{
 	"internal/throttle":   {"New"},
 	"internal/token":      {"NewSigner"},
 	"internal/feed":       {"NewService"},
+	"internal/fleet":      {"New"},
 	"internal/metrics":    {"New"},
 	"internal/push":       {"NewRedis"},
 	"internal/statuslist": {"New", "NewAllocator"},

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
@@ -27,6 +28,9 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	a, err := h.Feed.Poll(c.Request().Context(), format, since, full)
 	if err != nil {
 		return err
+	}
+	if p := principal(c); p.Role == session.RoleService && h.Fleet != nil {
+		h.Fleet.Polled(p.UserID, c.Request().UserAgent(), a.Cursor)
 	}
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-cache")

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -330,6 +331,21 @@ func TestOpenAPIResponses(t *testing.T) {
 		expect(t, "audit next page", a.do("GET", "/audit?limit=2&type=login_succeeded&cursor="+p.NextCursor, admin, "", nil), 200, `"items"`)
 		expect(t, "audit bad type", a.do("GET", "/audit?type=nope", admin, "", nil), 400, `"type must be one of`)
 		expect(t, "audit as a user", a.do("GET", "/audit", login("alice").AccessToken, "", nil), 403, `"Forbidden"`)
+	})
+
+	t.Run("verifiers", func(t *testing.T) {
+		admin := login("root").AccessToken
+		svc := a.form("/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"feeder"}, "client_secret": {"service secret 1234"}})
+		var tr authdtest.TokenResponse
+		svc.json(t, &tr)
+		expect(t, "feed poll", a.do("GET", "/sessions/revoked?format=2", tr.AccessToken, "", nil), 200, `"format":2`)
+		r := a.do("POST", "/sessions/revoke-all", admin, "application/json", strings.NewReader(`{}`))
+		expect(t, "revoke-all", r, 200, `"nbf"`)
+		if err := env.App.Fleet.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(2 * time.Second)
+		expect(t, "verifiers", a.do("GET", "/verifiers", login("root").AccessToken, "", nil), 200, `"client_id":"feeder"`)
 	})
 
 	t.Run("admin users", func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/fleet"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -35,6 +36,7 @@ type Deps struct {
 	Accounts *account.Service
 	Audit    *auditlog.Service
 	Feed     *feed.Service
+	Fleet    *fleet.Tracker
 	// StatusLists serves GET /statuslists; nil (AUTHD_STATUS_LIST=off): no
 	// such route, and the metadata does not name it.
 	StatusLists *statuslist.Service

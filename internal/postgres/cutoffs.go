@@ -64,6 +64,7 @@ func (db *DB) RefreshSchema(ctx context.Context) error {
 	}
 	db.cutoffs.Store(!dirty && v >= CutoffSchema)
 	db.audits.Store(!dirty && v >= AuditSchema)
+	db.fleet.Store(!dirty && v >= FleetSchema)
 	return nil
 }
 

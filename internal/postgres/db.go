@@ -34,6 +34,8 @@ type DB struct {
 	cutoffs atomic.Bool
 	// audits: the schema has migration 000011 (RefreshSchema).
 	audits atomic.Bool
+	// fleet: the schema has migration 000012 (RefreshSchema).
+	fleet atomic.Bool
 	// replica, when set, serves the reads that may lag (session and user
 	// lists); see Options.ReadURL.
 	replica *DB
