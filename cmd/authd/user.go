@@ -82,8 +82,55 @@ it has.` + needsDB,
 			define: func(*flag.FlagSet) runFunc {
 				return func(ctx context.Context, pos []string, e env) error { return userResetPassword(ctx, pos[0], e) }
 			},
+		}, {
+			name:     "add-secret",
+			synopsis: "USERNAME",
+			summary:  "give a service identity a second secret (revokes nothing)",
+			args:     []string{"USERNAME"},
+			detail: `
+Give the service identity USERNAME a second, generated secret, and print its
+id and the secret, once. Both secrets authenticate until one is removed, so
+a verifier's secret is rotated without an outage: add, deploy the verifiers
+with the new secret, then remove the old one (remove-secret USERNAME
+primary). No session is revoked.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userAddSecret(ctx, pos[0], e) }
+			},
+		}, {
+			name:     "remove-secret",
+			synopsis: "USERNAME SECRET_ID",
+			summary:  "remove one of a service identity's two secrets (revokes nothing)",
+			args:     []string{"USERNAME", "SECRET_ID"},
+			detail: `
+Remove a secret of the service identity USERNAME: "primary" (its password,
+which the added secret then replaces) or the id add-secret printed. The only
+secret cannot be removed. No session is revoked.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userRemoveSecret(ctx, pos[0], pos[1], e) }
+			},
 		}},
 	}
+}
+
+func userAddSecret(ctx context.Context, username string, e env) error {
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		s, err := m.AddSecret(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "secret id: %s\nsecret: %s\n", s.ID, s.Secret)
+		return nil
+	})
+}
+
+func userRemoveSecret(ctx context.Context, username, secretID string, e env) error {
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		if err := m.RemoveSecret(ctx, u.ID, secretID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: secret %s removed\n", u.Username, secretID)
+		return nil
+	})
 }
 
 func userCreate(ctx context.Context, username, role string, generate bool, e env) error {

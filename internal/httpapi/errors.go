@@ -128,6 +128,11 @@ var problems = []struct {
 	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page", ""},
 	{account.ErrBadLimit, http.StatusBadRequest, "", ""},
 	{auditlog.ErrBadCursor, http.StatusBadRequest, "", ""},
+	{account.ErrSecretNotFound, http.StatusNotFound, "", ""},
+	{postgres.ErrTooManySecrets, http.StatusConflict, "", ""},
+	{postgres.ErrLastSecret, http.StatusConflict, "", ""},
+	{postgres.ErrNotService, http.StatusConflict, "", ""},
+	{postgres.ErrNoSecretSchema, http.StatusServiceUnavailable, "", ""},
 	{auditlog.ErrBadLimit, http.StatusBadRequest, "", ""},
 }
 

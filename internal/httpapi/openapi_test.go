@@ -348,6 +348,22 @@ func TestOpenAPIResponses(t *testing.T) {
 		expect(t, "verifiers", a.do("GET", "/verifiers", login("root").AccessToken, "", nil), 200, `"client_id":"feeder"`)
 	})
 
+	t.Run("service secrets", func(t *testing.T) {
+		admin := login("root").AccessToken
+		u, err := env.Accounts.UserByName(t.Context(), "feeder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := a.do("POST", "/users/"+u.ID+"/secrets", admin, "", nil)
+		expect(t, "add secret", r, 201, `"secret"`)
+		expect(t, "third secret", a.do("POST", "/users/"+u.ID+"/secrets", admin, "", nil), 409, `two secrets`)
+		var s struct{ ID string }
+		r.json(t, &s)
+		expect(t, "remove secret", a.do("DELETE", "/users/"+u.ID+"/secrets/"+s.ID, admin, "", nil), 204, ``)
+		expect(t, "remove the only secret", a.do("DELETE", "/users/"+u.ID+"/secrets/primary", admin, "", nil), 409, `only secret`)
+		expect(t, "remove an unknown secret", a.do("DELETE", "/users/"+u.ID+"/secrets/nope", admin, "", nil), 404, `no secret`)
+	})
+
 	t.Run("admin users", func(t *testing.T) {
 		admin := login("root").AccessToken
 		user := login("alice").AccessToken

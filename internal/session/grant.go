@@ -44,10 +44,33 @@ func (s *Service) checkPassword(ctx context.Context, login, pw string) (postgres
 		s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", err)
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
+	if !ok && u.Role == RoleService {
+		// During a rotation a service identity holds a second secret
+		// (account.Service.AddSecret); it costs a second verification.
+		if ok, err = s.otherSecret(ctx, u.ID, pw); err != nil {
+			return postgres.User{}, false, err
+		}
+		rehash = false // the password was not the secret given
+	}
 	if !ok || u.DisabledAt != nil {
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
 	return u, rehash, nil
+}
+
+// otherSecret reports whether pw is one of the service identity's added
+// secrets.
+func (s *Service) otherSecret(ctx context.Context, userID, pw string) (bool, error) {
+	hashes, err := s.db.ServiceSecretHashes(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hashes {
+		if ok, _, err := s.hasher.Verify(pw, h); err == nil && ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // rehash upgrades a hash made with older parameters. A failure only means the
