@@ -157,10 +157,18 @@ func (db *DB) SettleLoginFailure(ctx context.Context, account, ip string, at, fo
 		// login writes nothing else. The account key, never the password.
 		e := withOrigin(ctx, AuditEvent{At: at, Type: audit.LoginFailed, Actor: audit.ActorSystem, IP: ip,
 			Detail: map[string]any{"account": account}})
-		q = `WITH audit AS (` + insertAudit + `) ` + q
+		audited := `WITH audit AS (` + insertAudit + `) ` + q
 		for k, v := range e.args() {
 			args[k] = v
 		}
+		_, err := db.pool.Exec(ctx, audited, args)
+		if err == nil || !db.noAuditTable(err) {
+			if err != nil {
+				return loginWriteErr("record login failure", err)
+			}
+			return nil
+		}
+		// audit_events is gone (InTx): record the failure without it.
 	}
 	if _, err := db.pool.Exec(ctx, q, args); err != nil {
 		return loginWriteErr("record login failure", err)
