@@ -235,18 +235,30 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 				q, args["status_list_id"], args["status_idx"] = insertSessionStatus, s.StatusListID, s.StatusIdx
 			}
 		}
-		tag, err := tx.tx.Exec(tx.ctx, q, args)
-		if err != nil {
+		if tx.audits {
+			// The login's audit row in the same statement, written only
+			// with the session: no extra round trip on the login path.
+			e := withOrigin(tx.ctx, AuditEvent{
+				At: m.CreatedAt, Type: audit.LoginSucceeded, Actor: s.UserID, SubjectUserID: s.UserID, SessionID: s.ID,
+				IP: s.IP, UserAgent: s.UserAgent, Detail: map[string]any{"grant": s.Grant, "client_id": s.ClientID},
+			})
+			for k, v := range e.args() {
+				args[k] = v
+			}
+			q = `WITH s AS (` + q + ` RETURNING 1),
+				a AS (INSERT INTO audit_events (at, type, actor, subject_user_id, session_id, ip, user_agent, detail)
+					SELECT @a_at, @a_type, @a_actor, NULLIF(@a_subject::text, '')::uuid, NULLIF(@a_sid::text, '')::uuid,
+						NULLIF(@a_ip::text, '')::inet, NULLIF(@a_ua::text, ''), @a_detail::jsonb FROM s)
+				SELECT count(*) FROM s`
+		} else {
+			q = `WITH s AS (` + q + ` RETURNING 1) SELECT count(*) FROM s`
+		}
+		var inserted int
+		if err := tx.tx.QueryRow(tx.ctx, q, args).Scan(&inserted); err != nil {
 			return fmt.Errorf("create session %s: %w", s.ID, translate(err))
 		}
-		if tag.RowsAffected() == 0 {
+		if inserted == 0 {
 			return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
-		}
-		if err := tx.Audit(AuditEvent{
-			At: m.CreatedAt, Type: audit.LoginSucceeded, Actor: s.UserID, SubjectUserID: s.UserID, SessionID: s.ID,
-			IP: s.IP, UserAgent: s.UserAgent, Detail: map[string]any{"grant": s.Grant, "client_id": s.ClientID},
-		}); err != nil {
-			return err
 		}
 		if s.MaxLive <= 0 {
 			return nil
