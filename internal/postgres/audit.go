@@ -101,10 +101,7 @@ func (tx *Tx) auditRevoked(sids []string, reason string, by *string, at time.Tim
 	if !tx.audits || len(sids) == 0 {
 		return nil
 	}
-	e := withOrigin(tx.ctx, AuditEvent{At: at, Type: audit.SessionRevoked, Detail: map[string]any{"reason": reason}})
-	if by != nil && e.Actor == audit.ActorSystem {
-		e.Actor = *by
-	}
+	e := revokedAudit(tx, reason, by, at)
 	const q = `INSERT INTO audit_events (at, type, actor, subject_user_id, session_id, ip, user_agent, detail)
 		SELECT @a_at, @a_type, @a_actor, s.user_id, s.id, NULLIF(@a_ip::text, '')::inet, NULLIF(@a_ua::text, ''), @a_detail::jsonb
 		FROM sessions s WHERE s.id = ANY(@sids::uuid[]) ORDER BY s.id`
@@ -114,6 +111,16 @@ func (tx *Tx) auditRevoked(sids []string, reason string, by *string, at time.Tim
 		return fmt.Errorf("audit revocations: %w", err)
 	}
 	return nil
+}
+
+// revokedAudit is the session_revoked row of a revocation for reason by
+// by (the actor when the context names none) at at.
+func revokedAudit(tx *Tx, reason string, by *string, at time.Time) AuditEvent {
+	e := withOrigin(tx.ctx, AuditEvent{At: at, Type: audit.SessionRevoked, Detail: map[string]any{"reason": reason}})
+	if by != nil && e.Actor == audit.ActorSystem {
+		e.Actor = *by
+	}
+	return e
 }
 
 func sessionIDs(s []RevokedSession) []string {
