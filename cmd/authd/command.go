@@ -34,6 +34,33 @@ type command struct {
 	define func(fs *flag.FlagSet) runFunc
 	// subs, on a group, are its subcommands.
 	subs []*command
+	// admin, on a leaf, adds --actor: the operator's username, recorded as
+	// the actor of the audit rows the command writes (env.actor).
+	admin bool
+}
+
+// admin marks every leaf below c an admin command, and returns c.
+func admin(c *command) *command {
+	c.walk(nil, func(_ []string, l *command) {
+		if l.define != nil {
+			l.admin = true
+		}
+	})
+	return c
+}
+
+// flags defines c's flags on fs, --actor included on an admin command, and
+// returns its runFunc.
+func (c *command) flags(fs *flag.FlagSet) runFunc {
+	run := c.define(fs)
+	if !c.admin {
+		return run
+	}
+	actor := fs.String("actor", "", "the operator's `USERNAME`, recorded as the actor in the audit log (default: cli)")
+	return func(ctx context.Context, args []string, e env) error {
+		e.actor = *actor
+		return run(ctx, args, e)
+	}
 }
 
 type runFunc func(ctx context.Context, args []string, e env) error
@@ -104,7 +131,7 @@ func (c *command) dispatch(ctx context.Context, path, args []string, e env) erro
 	}
 
 	fs := newFlagSet(strings.Join(path, " "))
-	runner := c.define(fs)
+	runner := c.flags(fs)
 	pos, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(e.stdout, c.usage(path))
@@ -200,7 +227,7 @@ func (c *command) usageText(path []string, detail bool) string {
 
 	if c.define != nil {
 		fs := newFlagSet(name)
-		c.define(fs)
+		c.flags(fs)
 		n := 0
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {

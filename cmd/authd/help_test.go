@@ -22,22 +22,26 @@ type helpCase struct {
 // (groups) its usage must name. TestHelpCoversEveryCommand keeps it complete.
 var helpCases = []helpCase{
 	{path: nil, subs: []string{"serve", "migrate up", "migrate down", "migrate version", "user create", "user disable",
-		"user enable", "user set-role", "user reset-password", "session list", "session revoke", "session revoke-all", "keys generate", "version"}},
+		"user enable", "user set-role", "user reset-password", "user add-secret", "user remove-secret", "session list", "session revoke", "session revoke-all", "audit list", "keys generate", "version"}},
 	{path: []string{"serve"}, flags: []string{"--no-migrate", "--bootstrap-admin"}},
 	{path: []string{"migrate"}, subs: []string{"up", "down", "version"}},
 	{path: []string{"migrate", "up"}},
 	{path: []string{"migrate", "down"}},
 	{path: []string{"migrate", "version"}},
-	{path: []string{"user"}, subs: []string{"create", "disable", "enable", "set-role", "reset-password"}},
-	{path: []string{"user", "create"}, flags: []string{"--username", "--role", "--generate-password"}},
-	{path: []string{"user", "disable"}},
-	{path: []string{"user", "enable"}},
-	{path: []string{"user", "set-role"}},
-	{path: []string{"user", "reset-password"}},
+	{path: []string{"user"}, subs: []string{"create", "disable", "enable", "set-role", "reset-password", "add-secret", "remove-secret"}},
+	{path: []string{"user", "create"}, flags: []string{"--username", "--role", "--generate-password", "--actor"}},
+	{path: []string{"user", "disable"}, flags: []string{"--actor"}},
+	{path: []string{"user", "enable"}, flags: []string{"--actor"}},
+	{path: []string{"user", "set-role"}, flags: []string{"--actor"}},
+	{path: []string{"user", "reset-password"}, flags: []string{"--actor"}},
+	{path: []string{"user", "add-secret"}, flags: []string{"--actor"}},
+	{path: []string{"user", "remove-secret"}, flags: []string{"--actor"}},
 	{path: []string{"session"}, subs: []string{"list", "revoke", "revoke-all"}},
-	{path: []string{"session", "list"}, flags: []string{"--user", "--include-revoked"}},
-	{path: []string{"session", "revoke"}, flags: []string{"--reason"}},
-	{path: []string{"session", "revoke-all"}, flags: []string{"--reason"}},
+	{path: []string{"session", "list"}, flags: []string{"--user", "--include-revoked", "--actor"}},
+	{path: []string{"session", "revoke"}, flags: []string{"--reason", "--actor"}},
+	{path: []string{"session", "revoke-all"}, flags: []string{"--reason", "--actor"}},
+	{path: []string{"audit"}, subs: []string{"list"}},
+	{path: []string{"audit", "list"}, flags: []string{"--user", "--session", "--type", "--since", "--until", "--json", "--actor"}},
 	{path: []string{"keys"}, subs: []string{"generate"}},
 	{path: []string{"keys", "generate"}, flags: []string{"--out", "--alg"}},
 	{path: []string{"version"}},
@@ -107,7 +111,7 @@ func TestHelpCoversEveryCommand(t *testing.T) {
 			return
 		}
 		fs := flag.NewFlagSet("", flag.ContinueOnError)
-		c.define(fs)
+		c.flags(fs)
 		fs.VisitAll(func(f *flag.Flag) {
 			i := slices.IndexFunc(helpCases, func(h helpCase) bool { return slices.Equal(h.path, path) })
 			if i < 0 || !slices.Contains(helpCases[i].flags, "--"+f.Name) {

@@ -27,6 +27,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// actor is an admin command's --actor: the operator's username, empty
+	// for audit.ActorCLI.
+	actor string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -42,7 +45,7 @@ func rootCmd() *command {
 authd issues JWT access tokens and rotating refresh tokens for sessions kept in
 PostgreSQL. Configuration comes from the environment (DATABASE_URL and AUTHD_*;
 see README.md, Configuration, or ` + "`authd serve --help`" + `).`,
-		subs: []*command{serveCmd(), migrateCmd(), userCmd(), sessionCmd(), keysCmd(), versionCmd()},
+		subs: []*command{serveCmd(), migrateCmd(), admin(userCmd()), admin(sessionCmd()), admin(auditCmd()), keysCmd(), versionCmd()},
 	}
 }
 

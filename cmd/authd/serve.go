@@ -131,6 +131,9 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	if a.StatusLists != nil {
 		a.StatusLists.Start() // a.Close stops it
 	}
+	// Flushes the verifiers' polls every few seconds; a.Close flushes the
+	// last ones.
+	a.Fleet.Start(context.WithoutCancel(ctx))
 
 	// Serve until the context ends, then drain.
 	servers := []*http.Server{srv}

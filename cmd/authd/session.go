@@ -34,8 +34,9 @@ revocation time and reason, client IP and user agent.` + needsDB,
 			summary:  "revoke one session",
 			args:     []string{"SID"},
 			detail: `
-Revoke the session SID as POST /sessions/{sid}/revoke does, with no acting
-user; its tokens are refused from then on.` + needsDB,
+Revoke the session SID as POST /sessions/{sid}/revoke does, with the
+--actor user as the acting user (default none); its tokens are refused from
+then on.` + needsDB,
 			define: func(fs *flag.FlagSet) runFunc {
 				reason := fs.String("reason", "", "the `REASON` recorded with the revocation (default admin_revoke)")
 				return func(ctx context.Context, pos []string, e env) error { return sessionRevoke(ctx, pos[0], *reason, e) }
@@ -45,8 +46,8 @@ user; its tokens are refused from then on.` + needsDB,
 			synopsis: "[--reason REASON]",
 			summary:  "deny every token of every user minted until now (incident response)",
 			detail: `
-Record an issuer-wide cutoff as POST /sessions/revoke-all does, with no acting
-user: every access and refresh token of every user minted before it is
+Record an issuer-wide cutoff as POST /sessions/revoke-all does, with the
+--actor user as the acting user (default none): every access and refresh token of every user minted before it is
 refused from then on, by authd at once and by verifiers with their next poll
 or push; users must log in again. Then mark the sessions it covers revoked,
 in batches (the running servers also do this every 10 s), and print the
@@ -64,7 +65,7 @@ func sessionList(ctx context.Context, username string, all bool, e env) error {
 	if username == "" {
 		return &usageError{msg: "session list: --user is required"}
 	}
-	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "SID\tCREATED\tEXPIRES\tREVOKED\tREASON\tIP\tUSER AGENT")
 		cursor := ""
@@ -87,12 +88,12 @@ func sessionList(ctx context.Context, username string, all bool, e env) error {
 // sessionRevoke revokes one session as POST /sessions/{sid}/revoke does,
 // with no acting user.
 func sessionRevoke(ctx context.Context, sid, reason string, e env) error {
-	a, err := openApp(ctx, e)
+	a, ctx, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	already, err := a.Accounts.RevokeSession(ctx, sid, reason)
+	already, err := a.Accounts.RevokeSession(ctx, sid, reason, actorID(ctx))
 	if err != nil {
 		return fmt.Errorf("session %s: %w", sid, err)
 	}
@@ -106,12 +107,12 @@ func sessionRevoke(ctx context.Context, sid, reason string, e env) error {
 
 // sessionRevokeAll records the issuer-wide cutoff and sweeps its sessions.
 func sessionRevokeAll(ctx context.Context, reason string, e env) error {
-	a, err := openApp(ctx, e)
+	a, ctx, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	c, err := a.Sessions.RevokeAll(ctx, reason, nil)
+	c, err := a.Sessions.RevokeAll(ctx, reason, actorID(ctx))
 	if err != nil {
 		return fmt.Errorf("revoke-all: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/seedc5a8123e/authd/internal/account"
 	"github.com/seedc5a8123e/authd/internal/app"
+	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 )
@@ -25,7 +26,8 @@ func userCmd() *command {
 		name:    "user",
 		summary: "manage users",
 		detail: `
-Create and change users as the admin endpoints do, with no acting user.
+Create and change users as the admin endpoints do, with the --actor user
+as the acting user (default none: the audit log records "cli").
 Disabling, role changes and password resets revoke every session of the
 user. USERNAME matches case-insensitively.` + needsDB,
 		subs: []*command{{
@@ -80,8 +82,55 @@ it has.` + needsDB,
 			define: func(*flag.FlagSet) runFunc {
 				return func(ctx context.Context, pos []string, e env) error { return userResetPassword(ctx, pos[0], e) }
 			},
+		}, {
+			name:     "add-secret",
+			synopsis: "USERNAME",
+			summary:  "give a service identity a second secret (revokes nothing)",
+			args:     []string{"USERNAME"},
+			detail: `
+Give the service identity USERNAME a second, generated secret, and print its
+id and the secret, once. Both secrets authenticate until one is removed, so
+a verifier's secret is rotated without an outage: add, deploy the verifiers
+with the new secret, then remove the old one (remove-secret USERNAME
+primary). No session is revoked.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userAddSecret(ctx, pos[0], e) }
+			},
+		}, {
+			name:     "remove-secret",
+			synopsis: "USERNAME SECRET_ID",
+			summary:  "remove one of a service identity's two secrets (revokes nothing)",
+			args:     []string{"USERNAME", "SECRET_ID"},
+			detail: `
+Remove a secret of the service identity USERNAME: "primary" (its password,
+which the added secret then replaces) or the id add-secret printed. The only
+secret cannot be removed. No session is revoked.` + needsDB,
+			define: func(*flag.FlagSet) runFunc {
+				return func(ctx context.Context, pos []string, e env) error { return userRemoveSecret(ctx, pos[0], pos[1], e) }
+			},
 		}},
 	}
+}
+
+func userAddSecret(ctx context.Context, username string, e env) error {
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		s, err := m.AddSecret(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "secret id: %s\nsecret: %s\n", s.ID, s.Secret)
+		return nil
+	})
+}
+
+func userRemoveSecret(ctx context.Context, username, secretID string, e env) error {
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		if err := m.RemoveSecret(ctx, u.ID, secretID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s: secret %s removed\n", u.Username, secretID)
+		return nil
+	})
 }
 
 func userCreate(ctx context.Context, username, role string, generate bool, e env) error {
@@ -100,7 +149,7 @@ func userCreate(ctx context.Context, username, role string, generate bool, e env
 			return err
 		}
 	}
-	a, err := openApp(ctx, e)
+	a, ctx, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -127,22 +176,47 @@ func readPasswordLine(e env) (string, error) {
 
 // openApp builds authd's graph for one admin command, as serve builds it, so
 // a change made here is announced (metrics, Redis push when AUTHD_REDIS_URL
-// is set) exactly as the API's would be.
-func openApp(ctx context.Context, e env) (*app.App, error) {
+// is set) exactly as the API's would be. The context it returns names the
+// operator as the actor of the audit rows: the user --actor names, or
+// audit.ActorCLI.
+func openApp(ctx context.Context, e env) (*app.App, context.Context, error) {
 	cfg, err := config.Load(e.getenv)
 	if err != nil {
-		return nil, err
+		return nil, ctx, err
 	}
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return app.New(ctx, cfg, app.Deps{Log: log})
+	a, err := app.New(ctx, cfg, app.Deps{Log: log})
+	if err != nil {
+		return nil, ctx, err
+	}
+	if e.actor == "" {
+		return a, audit.WithActor(ctx, audit.ActorCLI), nil
+	}
+	u, err := a.Accounts.UserByName(ctx, e.actor)
+	if err != nil {
+		a.Close()
+		return nil, ctx, fmt.Errorf("--actor %q: %w", e.actor, err)
+	}
+	return a, audit.WithActor(ctx, u.ID), nil
+}
+
+// actorID is the acting user that ctx names (openApp), nil for
+// audit.ActorCLI: the revoked_by_user_id of the revocations the command
+// writes.
+func actorID(ctx context.Context) *string {
+	if a := audit.From(ctx).Actor; a != audit.ActorCLI && a != audit.ActorSystem {
+		return &a
+	}
+	return nil
 }
 
 // The commands below change existing users exactly as the admin endpoints
-// do, through account.Service, with no acting user (revoked_by_user_id NULL).
+// do, through account.Service, with the --actor user as the acting user
+// (none, revoked_by_user_id NULL, without --actor).
 
 func userSetDisabled(ctx context.Context, disable bool, username string, e env) error {
-	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
-		u, n, err := m.Update(ctx, u.ID, account.Change{Disabled: &disable}, nil)
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		u, n, err := m.Update(ctx, u.ID, account.Change{Disabled: &disable}, actorID(ctx))
 		if err != nil {
 			return err
 		}
@@ -152,8 +226,8 @@ func userSetDisabled(ctx context.Context, disable bool, username string, e env) 
 }
 
 func userSetRole(ctx context.Context, username, role string, e env) error {
-	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
-		u, n, err := m.Update(ctx, u.ID, account.Change{Role: &role}, nil)
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		u, n, err := m.Update(ctx, u.ID, account.Change{Role: &role}, actorID(ctx))
 		if err != nil {
 			return err
 		}
@@ -167,8 +241,8 @@ func userResetPassword(ctx context.Context, username string, e env) error {
 	if err != nil {
 		return errors.New("no password on stdin")
 	}
-	return withUser(ctx, e, username, func(m *account.Service, u postgres.User) error {
-		n, err := m.ResetPassword(ctx, u.ID, pw, nil)
+	return withUser(ctx, e, username, func(ctx context.Context, m *account.Service, u postgres.User) error {
+		n, err := m.ResetPassword(ctx, u.ID, pw, actorID(ctx))
 		if err != nil {
 			return err
 		}
@@ -178,8 +252,8 @@ func userResetPassword(ctx context.Context, username string, e env) error {
 }
 
 // withUser runs fn with the user called username.
-func withUser(ctx context.Context, e env, username string, fn func(*account.Service, postgres.User) error) error {
-	a, err := openApp(ctx, e)
+func withUser(ctx context.Context, e env, username string, fn func(context.Context, *account.Service, postgres.User) error) error {
+	a, ctx, err := openApp(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -188,5 +262,5 @@ func withUser(ctx context.Context, e env, username string, fn func(*account.Serv
 	if err != nil {
 		return fmt.Errorf("user %q: %w", username, err)
 	}
-	return fn(a.Accounts, u)
+	return fn(ctx, a.Accounts, u)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -215,6 +216,9 @@ func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) 
 		if u, err = tx.UpdateUser(id, disabledAt, role, now); err != nil {
 			return err
 		}
+		if err := auditUpdate(tx, cur, u, now); err != nil {
+			return err
+		}
 		switch {
 		case ch.Disabled != nil && *ch.Disabled:
 			reason = ReasonUserDisabled
@@ -235,6 +239,29 @@ func (m *Service) Update(ctx context.Context, id string, ch Change, by *string) 
 	return u, revoked.Len(), nil
 }
 
+// auditUpdate records what an update changed, one row per change, in its
+// transaction.
+func auditUpdate(tx *postgres.Tx, before, after postgres.User, at time.Time) error {
+	var events []postgres.AuditEvent
+	switch {
+	case before.DisabledAt == nil && after.DisabledAt != nil:
+		events = append(events, postgres.AuditEvent{Type: audit.UserDisabled})
+	case before.DisabledAt != nil && after.DisabledAt == nil:
+		events = append(events, postgres.AuditEvent{Type: audit.UserEnabled})
+	}
+	if before.Role != after.Role {
+		events = append(events, postgres.AuditEvent{Type: audit.UserRoleChanged,
+			Detail: map[string]any{"from": before.Role, "to": after.Role}})
+	}
+	for _, e := range events {
+		e.At, e.SubjectUserID = at, after.ID
+		if err := tx.Audit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ResetPassword sets the password of user id after checking the policy and
 // revokes all its sessions (ReasonPasswordReset).
 func (m *Service) ResetPassword(ctx context.Context, id, pw string, by *string) (int, error) {
@@ -250,7 +277,7 @@ func (m *Service) ResetPassword(ctx context.Context, id, pw string, by *string) 
 		return 0, err
 	}
 	now := m.clock.Now()
-	_, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: id, Hash: hash, At: now,
+	_, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{UserID: id, Hash: hash, At: now, Event: audit.PasswordReset,
 		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordReset, By: by, At: now, Now: m.clock.Now}})
 	if err != nil {
 		return 0, userErr(err)
@@ -295,7 +322,7 @@ func (m *Service) changePassword(ctx context.Context, p session.Principal, curre
 	// one's current password is no longer current.
 	now := m.clock.Now()
 	changed, revoked, err := m.db.SetPasswordHash(ctx, postgres.PasswordChange{
-		UserID: u.ID, Expected: &u.PasswordHash, Hash: hash, At: now,
+		UserID: u.ID, Expected: &u.PasswordHash, Hash: hash, At: now, Event: audit.PasswordChanged,
 		Revoke: &postgres.RevokeRequest{Reason: ReasonPasswordChange, By: &p.UserID, At: now}, KeepSID: p.SID,
 	})
 	if err != nil {
@@ -328,9 +355,10 @@ func (m *Service) RevokeAll(ctx context.Context, id, reason string, by *string) 
 // RevokeSession revokes one session for an operator without a token: the
 // same rules as session.Service.AdminRevoke (an empty reason is
 // session.ReasonAdminRevoke, a revoked session keeps its first revocation),
-// with revoked_by_user_id left NULL. already reports an earlier revocation.
-func (m *Service) RevokeSession(ctx context.Context, sid, reason string) (already bool, err error) {
-	r, err := m.sessions.RevokeSession(ctx, sid, reason, nil)
+// with by as revoked_by_user_id (nil: NULL). already reports an earlier
+// revocation.
+func (m *Service) RevokeSession(ctx context.Context, sid, reason string, by *string) (already bool, err error) {
+	r, err := m.sessions.RevokeSession(ctx, sid, reason, by)
 	return r.AlreadyRevoked, err
 }
 

@@ -15,10 +15,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/audit"
+	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/clock"
 	"github.com/seedc5a8123e/authd/internal/config"
 	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/fleet"
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
 	"github.com/seedc5a8123e/authd/internal/keys"
@@ -64,8 +67,13 @@ type App struct {
 	Signer   *token.Signer
 	Sessions *session.Service
 	Accounts *account.Service
+	// Audit reads the audit log (GET /audit, `authd audit list`).
+	Audit    *auditlog.Service
 	Throttle *throttle.Throttle
 	Feed     *feed.Service
+	// Fleet watches the verifiers' feed polls; `authd serve` starts its
+	// flushes (Start).
+	Fleet *fleet.Tracker
 	// StatusLists serves the IETF Token Status Lists; nil when
 	// AUTHD_STATUS_LIST is off. `authd serve` starts its syncs (Start).
 	StatusLists *statuslist.Service
@@ -137,6 +145,8 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 	}
 	a.Feed = feed.NewService(a.DB, a.Clock, feed.Config{Log: a.Log, OnRead: a.Metrics.FeedRead, Source: src})
 	a.closers = append(a.closers, a.Feed.Close)
+	a.Fleet = fleet.New(a.DB, a.Clock, a.Metrics, fleet.Config{Log: a.Log})
+	a.closers = append(a.closers, a.Fleet.Close)
 	a.Signer = token.NewSigner(a.Keys, cfg.Issuer, cfg.Audience, cfg.AccessTTL, a.Clock)
 	a.Throttle = throttle.New(a.DB, a.Clock, throttle.Config{
 		MaxFailuresAccount: cfg.LoginMaxFailuresAccount, MaxFailuresAccountAnyIP: cfg.LoginMaxFailuresAccountAnyIP,
@@ -157,24 +167,27 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 			SessionTTL: cfg.SessionTTL, MaxPerUser: cfg.MaxSessionsPerUser,
 			IdleTTL: cfg.SessionIdleTTL, ReuseGrace: cfg.RefreshReuseGrace,
 		},
-		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick, Status: alloc,
+		Publisher: pub, Log: a.Log, Observer: a.Metrics, Revoked: a.Feed.Kick, Announced: a.Fleet.Revoked, Status: alloc,
 	})
 	a.Accounts = account.NewService(account.Deps{
 		DB: a.DB, Hasher: hasher, Clock: a.Clock, Sessions: a.Sessions, Throttle: a.Throttle,
 	})
+	a.Audit = auditlog.New(a.DB)
 	a.Pruner = &jobs.Pruner{
 		DB: a.DB, Clock: a.Clock, Retention: cfg.SessionRetention, Log: a.Log,
 		LoginFailures: a.Throttle, OnRun: a.Metrics.PruneRan, Sweep: a.Sessions.SweepCutoffs,
+		AuditRetention: cfg.AuditRetention,
 	}
 	if cfg.Console {
 		if a.Console, err = console.New(console.Deps{
 			Sessions: a.Sessions, Accounts: a.Accounts, Clock: a.Clock, Log: a.Log,
+			Audit: consoleAudit{a.Audit}, Fleet: consoleFleet{a.Fleet}, Actor: audit.WithActor,
 		}); err != nil {
 			return err
 		}
 	}
 	a.Handler = httpapi.NewServer(httpapi.Deps{
-		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Feed: a.Feed, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
+		DB: a.DB, Sessions: a.Sessions, Accounts: a.Accounts, Audit: a.Audit, Feed: a.Feed, Fleet: a.Fleet, StatusLists: a.StatusLists, Keys: a.Keys, Log: a.Log,
 		IssuerURL: cfg.Issuer, TrustedProxies: cfg.TrustedProxies,
 		Metrics: a.Metrics, MetricsElsewhere: cfg.MetricsAddr != "", Console: a.Console,
 	})

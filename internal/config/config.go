@@ -29,6 +29,7 @@ var Names = []string{
 	"AUTHD_DATABASE_DIRECT_URL", "AUTHD_DATABASE_POOLER", "AUTHD_DATABASE_READ_URL", "AUTHD_READ_MAX_LAG",
 	"AUTHD_DB_MAX_CONNS",
 	"AUTHD_CONSOLE",
+	"AUTHD_AUDIT_RETENTION",
 }
 
 // DefaultDBMaxConns is AUTHD_DB_MAX_CONNS's default. pgx's own default,
@@ -116,6 +117,10 @@ type Config struct {
 	// SessionRetention is AUTHD_SESSION_RETENTION: sessions are deleted this
 	// long after their absolute expiry. Default 720h, at least 1s.
 	SessionRetention time.Duration
+	// AuditRetention is AUTHD_AUDIT_RETENTION: audit events are deleted this
+	// long after they happened, by the pruning job, independently of
+	// SessionRetention. Default 2160h (90 days), at least 1h.
+	AuditRetention time.Duration
 	// RedisURL is AUTHD_REDIS_URL. When set, revocations are also pushed on
 	// the Redis channel auth:revoked. Default empty (pull only).
 	RedisURL string
@@ -196,6 +201,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	if c.SessionRetention, err = duration(getenv, "AUTHD_SESSION_RETENTION", 720*time.Hour); err != nil {
+		return Config{}, err
+	}
+	if c.AuditRetention, err = duration(getenv, "AUTHD_AUDIT_RETENTION", 2160*time.Hour); err != nil {
 		return Config{}, err
 	}
 	if c.MaxSessionsPerUser, err = integer(getenv, "AUTHD_MAX_SESSIONS_PER_USER", 1000, 1, 100000); err != nil {
@@ -315,6 +323,9 @@ func (c Config) Validate() error {
 	if c.LoginBackoffMax < c.LoginBackoffBase || c.LoginBackoffMax > 24*time.Hour {
 		return fmt.Errorf("AUTHD_LOGIN_BACKOFF_MAX: %s must be from AUTHD_LOGIN_BACKOFF_BASE %s to 24h", c.LoginBackoffMax, c.LoginBackoffBase)
 	}
+	if c.AuditRetention < time.Hour {
+		return fmt.Errorf("AUTHD_AUDIT_RETENTION: %s is shorter than the minimum of 1h", c.AuditRetention)
+	}
 	if _, err := cron.ParseStandard(c.PruneSchedule); err != nil {
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %q: %v", c.PruneSchedule, err)
 	}
@@ -338,7 +349,7 @@ func (c Config) Redacted() []any {
 		"session_idle_ttl", c.SessionIdleTTL.String(), "refresh_reuse_grace", c.RefreshReuseGrace.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser,
 		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
-		"session_retention", c.SessionRetention.String(), "redis_url", RedactURL(c.RedisURL),
+		"session_retention", c.SessionRetention.String(), "audit_retention", c.AuditRetention.String(), "redis_url", RedactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
 		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_account_any_ip", c.LoginMaxFailuresAccountAnyIP,
 		"login_max_failures_ip", c.LoginMaxFailuresIP, "login_max_in_flight_ip", c.LoginMaxInFlightIP,

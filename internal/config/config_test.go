@@ -38,6 +38,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"bad issuer", "AUTHD_ISSUER", "authd", "AUTHD_ISSUER"},
 		{"bad cron", "AUTHD_PRUNE_SCHEDULE", "every minute", "AUTHD_PRUNE_SCHEDULE"},
 		{"bad retention", "AUTHD_SESSION_RETENTION", "-1h", "AUTHD_SESSION_RETENTION"},
+		{"short audit retention", "AUTHD_AUDIT_RETENTION", "30m", "AUTHD_AUDIT_RETENTION"},
+		{"bad audit retention", "AUTHD_AUDIT_RETENTION", "90d", "AUTHD_AUDIT_RETENTION"},
 		{"bad proxy", "AUTHD_TRUSTED_PROXIES", "10.0.0.0/8, nope", "AUTHD_TRUSTED_PROXIES"},
 		{"bad redis", "AUTHD_REDIS_URL", "http://x", "AUTHD_REDIS_URL"},
 		{"bad log level", "AUTHD_LOG_LEVEL", "loud", "AUTHD_LOG_LEVEL"},

@@ -45,8 +45,10 @@ type AuditPage struct {
 	NextCursor string
 }
 
-// errBadFilter: a filter field the page cannot read (the wrapper says which).
-var errBadFilter = errors.New("bad filter")
+// ErrBadFilter: a filter field or cursor the page cannot read (the wrapper
+// says which); an AuditLog wraps its own refusals of bad input in it, and
+// the page shows them as a message.
+var ErrBadFilter = errors.New("bad filter")
 
 const auditPerPage = 50
 
@@ -101,5 +103,5 @@ func formTime(s, name string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%w: %s must be a time such as 2026-01-02T15:04:05Z", errBadFilter, name)
+	return time.Time{}, fmt.Errorf("%w: %s must be a time such as 2026-01-02T15:04:05Z", ErrBadFilter, name)
 }

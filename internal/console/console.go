@@ -271,7 +271,7 @@ func (c *Console) describe(ec echo.Context, err error) (int, string) {
 		return http.StatusNotFound, "No session has this id."
 	case errors.Is(err, account.ErrMalformedUserID), errors.Is(err, session.ErrMalformedSID),
 		errors.Is(err, session.ErrBadReason), errors.Is(err, account.ErrBadCursor),
-		errors.Is(err, account.ErrBadLimit), errors.Is(err, errBadFilter),
+		errors.Is(err, account.ErrBadLimit), errors.Is(err, ErrBadFilter),
 		errors.Is(err, account.ErrLastAdmin), errors.Is(err, account.ErrUsernameTaken):
 		return http.StatusBadRequest, capitalize(err.Error()) + "."
 	case errors.Is(err, context.DeadlineExceeded), postgres.Unavailable(err):

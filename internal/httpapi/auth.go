@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/session"
 )
 
@@ -36,6 +37,8 @@ func (h *handlers) authenticate(allowRevoked bool, roles ...string) echo.Middlew
 				return session.ErrForbidden
 			}
 			c.Set(principalKey, p)
+			// The caller is the actor of whatever the request changes.
+			c.SetRequest(c.Request().WithContext(audit.WithActor(c.Request().Context(), p.UserID)))
 			return next(c)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/session"
@@ -126,6 +127,13 @@ var problems = []struct {
 	{account.ErrWrongPassword, http.StatusForbidden, "", ""},
 	{account.ErrBadCursor, http.StatusBadRequest, "the cursor is malformed; use next_cursor from the previous page", ""},
 	{account.ErrBadLimit, http.StatusBadRequest, "", ""},
+	{auditlog.ErrBadCursor, http.StatusBadRequest, "", ""},
+	{account.ErrSecretNotFound, http.StatusNotFound, "", ""},
+	{postgres.ErrTooManySecrets, http.StatusConflict, "", ""},
+	{postgres.ErrLastSecret, http.StatusConflict, "", ""},
+	{postgres.ErrNotService, http.StatusConflict, "", ""},
+	{postgres.ErrNoSecretSchema, http.StatusServiceUnavailable, "", ""},
+	{auditlog.ErrBadLimit, http.StatusBadRequest, "", ""},
 }
 
 func orText(s string, err error) string {
@@ -166,6 +174,9 @@ func toProblem(err error) (*problem, bool) {
 	switch {
 	case errors.As(err, &p):
 		return p, true
+	case errors.Is(err, auditlog.ErrBadFilter):
+		// The wrapped text says which filter: it names no secret.
+		return newProblem(http.StatusBadRequest, strings.TrimPrefix(err.Error(), auditlog.ErrBadFilter.Error()+": ")), true
 	case errors.Is(err, context.DeadlineExceeded):
 		// The request's own deadline (the timeout middleware's 503) or a
 		// database call's: either way a retry may succeed.

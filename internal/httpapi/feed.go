@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/session"
 	"github.com/seedc5a8123e/authd/verifier"
 )
 
@@ -28,6 +29,9 @@ func (h *handlers) revokedFeed(c echo.Context) error {
 	a, err := h.Feed.Poll(c.Request().Context(), format, since, full)
 	if err != nil {
 		return err
+	}
+	if p := principal(c); p.Role == session.RoleService && h.Fleet != nil {
+		h.Fleet.Polled(p.UserID, c.Request().UserAgent(), a.Cursor)
 	}
 	hd := c.Response().Header()
 	hd.Set("Cache-Control", "no-cache")

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
@@ -321,6 +322,50 @@ func TestOpenAPIResponses(t *testing.T) {
 			strings.NewReader(`{"current_password":"an even better passphrase","new_password":"short"}`))
 		expect(t, "policy violation", r, 400, "at least 12 characters")
 		expect(t, "no body", a.do("POST", "/me/password", bob.AccessToken, "application/json", nil), 400, "")
+	})
+
+	t.Run("audit", func(t *testing.T) {
+		admin := login("root").AccessToken
+		r := a.do("GET", "/audit?limit=2", admin, "", nil)
+		expect(t, "audit page", r, 200, `"next_cursor"`)
+		var p struct {
+			NextCursor string `json:"next_cursor"`
+		}
+		r.json(t, &p)
+		expect(t, "audit next page", a.do("GET", "/audit?limit=2&type=login_succeeded&cursor="+p.NextCursor, admin, "", nil), 200, `"items"`)
+		expect(t, "audit bad type", a.do("GET", "/audit?type=nope", admin, "", nil), 400, `"type must be one of`)
+		expect(t, "audit as a user", a.do("GET", "/audit", login("alice").AccessToken, "", nil), 403, `"Forbidden"`)
+	})
+
+	t.Run("verifiers", func(t *testing.T) {
+		admin := login("root").AccessToken
+		svc := a.form("/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {"feeder"}, "client_secret": {"service secret 1234"}})
+		var tr authdtest.TokenResponse
+		svc.json(t, &tr)
+		expect(t, "feed poll", a.do("GET", "/sessions/revoked?format=2", tr.AccessToken, "", nil), 200, `"format":2`)
+		r := a.do("POST", "/sessions/revoke-all", admin, "application/json", strings.NewReader(`{}`))
+		expect(t, "revoke-all", r, 200, `"nbf"`)
+		if err := env.App.Fleet.Sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		env.Clock.Advance(2 * time.Second)
+		expect(t, "verifiers", a.do("GET", "/verifiers", login("root").AccessToken, "", nil), 200, `"client_id":"feeder"`)
+	})
+
+	t.Run("service secrets", func(t *testing.T) {
+		admin := login("root").AccessToken
+		u, err := env.Accounts.UserByName(t.Context(), "feeder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := a.do("POST", "/users/"+u.ID+"/secrets", admin, "", nil)
+		expect(t, "add secret", r, 201, `"secret"`)
+		expect(t, "third secret", a.do("POST", "/users/"+u.ID+"/secrets", admin, "", nil), 409, `two secrets`)
+		var s struct{ ID string }
+		r.json(t, &s)
+		expect(t, "remove secret", a.do("DELETE", "/users/"+u.ID+"/secrets/"+s.ID, admin, "", nil), 204, ``)
+		expect(t, "remove the only secret", a.do("DELETE", "/users/"+u.ID+"/secrets/primary", admin, "", nil), 409, `only secret`)
+		expect(t, "remove an unknown secret", a.do("DELETE", "/users/"+u.ID+"/secrets/nope", admin, "", nil), 404, `no secret`)
 	})
 
 	t.Run("admin users", func(t *testing.T) {

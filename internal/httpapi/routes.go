@@ -39,8 +39,12 @@ func (h *handlers) routes(e *echo.Echo) {
 	e.PATCH("/users/:id", h.updateUser, admin)
 	e.PUT("/users/:id/password", h.resetPassword, admin)
 	e.GET("/users/:id/sessions", h.userSessions, admin)
+	e.POST("/users/:id/secrets", h.addSecret, admin)
+	e.DELETE("/users/:id/secrets/:secret", h.removeSecret, admin)
 	e.POST("/users/:id/sessions/revoke", h.revokeUserSessions, admin)
 	e.POST("/sessions/revoke-all", h.revokeAll, admin)
+	e.GET("/audit", h.listAudit, admin)
+	e.GET("/verifiers", h.listVerifiers, admin)
 	e.GET("/sessions/revoked", h.revokedFeed, h.authenticate(false, session.RoleService, session.RoleAdmin),
 		// BestSpeed: the snapshot is mostly random UUIDs, so higher levels
 		// cost several times the CPU for a few percent of bytes.

@@ -13,8 +13,10 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/seedc5a8123e/authd/internal/account"
+	"github.com/seedc5a8123e/authd/internal/auditlog"
 	"github.com/seedc5a8123e/authd/internal/console"
 	"github.com/seedc5a8123e/authd/internal/feed"
+	"github.com/seedc5a8123e/authd/internal/fleet"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -33,7 +35,9 @@ type Deps struct {
 	DB       *postgres.DB // readiness only: every other call goes through a domain service
 	Sessions *session.Service
 	Accounts *account.Service
+	Audit    *auditlog.Service
 	Feed     *feed.Service
+	Fleet    *fleet.Tracker
 	// StatusLists serves GET /statuslists; nil (AUTHD_STATUS_LIST=off): no
 	// such route, and the metadata does not name it.
 	StatusLists *statuslist.Service
@@ -73,6 +77,7 @@ func NewServer(d Deps) *echo.Echo {
 	e.Use(h.logRequests())
 	e.Use(securityHeaders)
 	e.Use(limitBody)
+	e.Use(auditOrigin)
 	e.Use(middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: RequestTimeout}))
 	h.routes(e)
 	for _, r := range e.Routes() {

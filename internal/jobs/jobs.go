@@ -1,5 +1,6 @@
-// Package jobs runs authd's periodic work on robfig/cron: today the pruning
-// of sessions long past their absolute expiry.
+// Package jobs runs authd's periodic work on robfig/cron: the pruning of
+// sessions long past their absolute expiry and of audit events past their
+// retention, and the issuer-wide cutoff's sweep.
 package jobs
 
 import (
@@ -38,6 +39,11 @@ type Pruner struct {
 	// revoked (session.Service.SweepCutoffs); Start runs it every
 	// SweepInterval.
 	Sweep func(ctx context.Context) (int, error)
+	// AuditRetention, when positive, is how long audit rows are kept
+	// (AUTHD_AUDIT_RETENTION), counted from each row's time and
+	// independent of Retention: the log must outlive the sessions it tells
+	// about.
+	AuditRetention time.Duration
 }
 
 // SweepInterval is how often the issuer-wide cutoff's sweep runs: the delay
@@ -72,8 +78,30 @@ func (p *Pruner) Run(ctx context.Context) (int64, error) {
 		}
 		attrs = append(attrs, "login_failures_deleted", m)
 	}
+	if p.AuditRetention > 0 {
+		m, err := p.pruneAudit(ctx)
+		if err != nil {
+			p.Log.Error("prune: audit events failed; will retry on the next tick", "deleted", m, "err", err)
+			return n, err
+		}
+		attrs = append(attrs, "audit_events_deleted", m)
+	}
 	p.Log.Info("prune: done", attrs...)
 	return n, nil
+}
+
+// pruneAudit deletes audit rows past AuditRetention, a batch per statement,
+// until a batch comes back short.
+func (p *Pruner) pruneAudit(ctx context.Context) (int64, error) {
+	before := p.Clock.Now().Add(-p.AuditRetention)
+	var total int64
+	for {
+		n, err := p.DB.DeleteAuditEventsBefore(ctx, before, pruneBatch)
+		total += n
+		if err != nil || n < pruneBatch {
+			return total, err
+		}
+	}
 }
 
 // Scheduler runs jobs on their cron schedules.

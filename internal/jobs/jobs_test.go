@@ -136,3 +136,54 @@ func TestPrunerAlsoForgetsLoginFailures(t *testing.T) {
 		t.Fatal("a failing login-failure prune was not reported")
 	}
 }
+
+// TestPrunerDeletesAuditEventsPastRetention: rows older than the audit
+// retention go, in batches (more than one batch's worth here), and newer
+// ones stay, whatever the session retention says.
+func TestPrunerDeletesAuditEventsPastRetention(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	retention := 90 * 24 * time.Hour
+	mk := func(ago time.Duration) string {
+		id, at := uuid.NewString(), now.Add(-ago)
+		if err := db.CreateUser(ctx, postgres.User{ID: id, Username: id, PasswordHash: "x", Role: "user", CreatedAt: at, UpdatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	old := []string{mk(retention + time.Second), mk(retention + 24*time.Hour)}
+	kept := []string{mk(retention - time.Second), mk(time.Hour)}
+	// Enough old rows for several of the job's batches.
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO audit_events (at, type, actor)
+		SELECT $1::timestamptz - g * interval '1 second', 'login_failed', 'system' FROM generate_series(1, 12000) g`,
+		now.Add(-retention)); err != nil {
+		t.Fatal(err)
+	}
+	p := &jobs.Pruner{DB: db, Clock: clock.NewManual(now), Retention: time.Hour, AuditRetention: retention,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(f postgres.AuditQuery) int {
+		f.Limit = 100000
+		rows, err := db.AuditEvents(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rows)
+	}
+	for _, id := range old {
+		if n := count(postgres.AuditQuery{UserID: id}); n != 0 {
+			t.Errorf("user %s: %d audit rows past retention survived", id, n)
+		}
+	}
+	for _, id := range kept {
+		if n := count(postgres.AuditQuery{UserID: id}); n != 1 {
+			t.Errorf("user %s: %d audit rows inside retention, want 1", id, n)
+		}
+	}
+	if n := count(postgres.AuditQuery{Type: "login_failed"}); n != 0 {
+		t.Errorf("%d bulk rows past retention survived", n)
+	}
+}

@@ -46,6 +46,9 @@ type Metrics struct {
 	feedReads      *prometheus.CounterVec
 	feedSource     *prometheus.GaugeVec
 	feedLag        prometheus.Gauge
+	clientPoll     *prometheus.GaugeVec
+	clientLag      *prometheus.GaugeVec
+	propagation    prometheus.Histogram
 }
 
 // New registers authd's collectors on reg, with the Go runtime and process
@@ -104,10 +107,27 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			Name: "authd_feed_read_lag_seconds",
 			Help: "The read replica's replay lag measured at the last feed poll; -1 when it could not be measured.",
 		}),
+		// One series per service identity that polls: as many as there are
+		// verifier deployments, which an admin creates.
+		clientPoll: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authd_feed_client_last_poll_timestamp_seconds",
+			Help: "When the service identity (client) last polled the revocation feed, on any replica, in Unix seconds.",
+		}, []string{"client"}),
+		clientLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authd_feed_client_lag_seconds",
+			Help: "Now minus the feed cursor the service identity (client) last received: how far behind its denylist may be.",
+		}, []string{"client"}),
+		propagation: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "authd_revocation_propagation_seconds",
+			Help: "From a revoking transaction's commit until every verifier active in the last 5 minutes has received a feed cursor past it.",
+			// The floor is the feed's hold-back (15 s); a verifier's default
+			// poll interval is 30 s.
+			Buckets: []float64{1, 5, 10, 15, 20, 25, 30, 40, 50, 60, 90, 120, 180, 300, 600},
+		}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
 		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
-		m.feedReads, m.feedSource, m.feedLag,
+		m.feedReads, m.feedSource, m.feedLag, m.clientPoll, m.clientLag, m.propagation,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(buildinfo.Read()))
 	if pool != nil {
@@ -124,6 +144,27 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 	m.feedReads.WithLabelValues(PruneOK)
 	m.feedReads.WithLabelValues(PruneError)
 	return m
+}
+
+// FeedClient sets the feed gauges of the service identity client
+// (fleet.Observer).
+func (m *Metrics) FeedClient(client string, lastPoll time.Time, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.clientPoll.WithLabelValues(client).Set(float64(lastPoll.UnixMilli()) / 1000)
+	m.clientLag.WithLabelValues(client).Set(lag.Seconds())
+}
+
+// Propagated observes n revoking transactions that took d to reach every
+// active verifier (fleet.Observer).
+func (m *Metrics) Propagated(d time.Duration, n int) {
+	if m == nil {
+		return
+	}
+	for range n {
+		m.propagation.Observe(d.Seconds())
+	}
 }
 
 // FeedRead counts one read of the database by the feed's follower.

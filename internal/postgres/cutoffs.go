@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/seedc5a8123e/authd/internal/audit"
 )
 
 // CutoffSchema is the first schema version with revocation cutoffs and push
@@ -61,6 +63,8 @@ func (db *DB) RefreshSchema(ctx context.Context) error {
 		return fmt.Errorf("schema version: %w", err)
 	}
 	db.cutoffs.Store(!dirty && v >= CutoffSchema)
+	db.audits.Store(!dirty && v >= AuditSchema)
+	db.fleet.Store(!dirty && v >= FleetSchema)
 	return nil
 }
 
@@ -169,7 +173,11 @@ type UserCutoff struct {
 // and returns no cutoff.
 func (tx *Tx) CutOffUser(c UserCutoff) (Revocations, error) {
 	if !tx.cutoffs {
-		s, err := tx.RevokeUserSessions(c.UserID, "", RevokeRequest{Reason: c.Reason, By: c.By, At: c.Now()})
+		at := c.Now()
+		s, err := tx.RevokeUserSessions(c.UserID, "", RevokeRequest{Reason: c.Reason, By: c.By, At: at})
+		if err == nil {
+			err = tx.auditCutoff(c, at, len(s), 0)
+		}
 		return Revocations{Sessions: s}, err
 	}
 	const lock = `WITH u AS (SELECT id FROM users WHERE id = $1 FOR UPDATE),
@@ -222,7 +230,24 @@ func (tx *Tx) CutOffUser(c UserCutoff) (Revocations, error) {
 	if err := rows.Err(); err != nil {
 		return Revocations{}, fmt.Errorf("cut off user %s: %w", c.UserID, err)
 	}
+	if err := tx.auditCutoff(c, at, len(out.Sessions), out.Cutoff.NBF); err != nil {
+		return Revocations{}, err
+	}
 	return out, nil
+}
+
+// auditCutoff records a user cutoff as one row, however many sessions it
+// revoked.
+func (tx *Tx) auditCutoff(c UserCutoff, at time.Time, sessions int, nbf int64) error {
+	e := AuditEvent{At: at, Type: audit.UserCutoff, SubjectUserID: c.UserID,
+		Detail: map[string]any{"reason": c.Reason, "sessions": sessions}}
+	if nbf != 0 {
+		e.Detail["nbf"] = nbf
+	}
+	if c.By != nil && audit.From(tx.ctx).Actor == audit.ActorSystem {
+		e.Actor = *c.By
+	}
+	return tx.Audit(e)
 }
 
 // CutOffUser is Tx.CutOffUser in its own revoking transaction.
@@ -275,9 +300,16 @@ func (db *DB) CutOffIssuer(ctx context.Context, c IssuerCutoff) (Cutoff, error) 
 				@reason, @by
 			RETURNING id, nbf, extract(epoch FROM exp)::bigint, nextval('auth_revoked_seq')`
 		out = Cutoff{RevokedAt: at}
-		return tx.tx.QueryRow(tx.ctx, q, pgx.NamedArgs{
+		if err := tx.tx.QueryRow(tx.ctx, q, pgx.NamedArgs{
 			"at": at, "nbf": at.Unix() + 1, "ttl": c.AccessTTL, "reason": c.Reason, "by": c.By,
-		}).Scan(&out.ID, &out.NBF, &out.Exp, &out.Seq)
+		}).Scan(&out.ID, &out.NBF, &out.Exp, &out.Seq); err != nil {
+			return err
+		}
+		e := AuditEvent{At: at, Type: audit.IssuerCutoff, Detail: map[string]any{"reason": c.Reason, "nbf": out.NBF}}
+		if c.By != nil && audit.From(tx.ctx).Actor == audit.ActorSystem {
+			e.Actor = *c.By
+		}
+		return tx.Audit(e)
 	})
 	if err != nil {
 		return Cutoff{}, fmt.Errorf("issuer cutoff: %w", err)

@@ -32,6 +32,10 @@ type DB struct {
 	pool *pgxpool.Pool
 	// cutoffs: the schema has migration 000008 (RefreshSchema).
 	cutoffs atomic.Bool
+	// audits: the schema has migration 000011 (RefreshSchema).
+	audits atomic.Bool
+	// fleet: the schema has migration 000012 (RefreshSchema).
+	fleet atomic.Bool
 	// replica, when set, serves the reads that may lag (session and user
 	// lists); see Options.ReadURL.
 	replica *DB
@@ -208,11 +212,17 @@ type Tx struct {
 	// cutoffs: the schema has migration 000008, as the DB knew it when the
 	// transaction began.
 	cutoffs bool
+	// audits: the schema has audit_events (migration 000011).
+	audits bool
 }
 
 // InTx runs fn in one transaction, committed if fn returns nil and rolled
 // back otherwise; fn's error is returned as it is. The transaction gets the
 // default deadline unless ctx has one.
+//
+// A transaction that failed because audit_events is gone (a rollback's
+// migrate down, not yet seen by RefreshSchema) is run once more without
+// audit rows: the audit log must never be why a change fails.
 func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.inTx(ctx, pgx.TxOptions{}, fn)
 }
@@ -221,9 +231,33 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
 func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx *Tx) error) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return pgx.BeginTxFunc(ctx, db.pool, opts, func(tx pgx.Tx) error {
-		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load()})
-	})
+	run := func() error {
+		return pgx.BeginTxFunc(ctx, db.pool, opts, func(tx pgx.Tx) error {
+			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load(), audits: db.audits.Load()})
+		})
+	}
+	err := run()
+	if err != nil && db.noAuditTable(err) {
+		err = run()
+	}
+	return err
+}
+
+// missingTable reports whether err is PostgreSQL's undefined_table for
+// table.
+func missingTable(err error, table string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01" && strings.Contains(pgErr.Message, `"`+table+`"`)
+}
+
+// noAuditTable reports whether err is audit_events missing, and if so
+// stops auditing until RefreshSchema sees the table again.
+func (db *DB) noAuditTable(err error) bool {
+	if !missingTable(err, "audit_events") {
+		return false
+	}
+	db.audits.Store(false)
+	return true
 }
 
 // translate maps driver errors to this package's sentinels.

@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/seedc5a8123e/authd/internal/audit"
 )
 
 // Scopes of login_failures rows.
@@ -143,13 +145,31 @@ func (tx *Tx) ClaimLogin(account, ip string, at, staleBefore time.Time, perAddre
 func (db *DB) SettleLoginFailure(ctx context.Context, account, ip string, at, forgetBefore time.Time, perAddress bool) error {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
-	const q = `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at)
+	q := `INSERT INTO login_failures AS f (scope, key, failures, last_failed_at)
 		SELECT v.scope, v.key, 1, @at FROM ` + loginKeys + `
 		ON CONFLICT (scope, key) DO UPDATE SET
 			failures = CASE WHEN f.last_failed_at < @forget THEN 1 ELSE LEAST(f.failures + 1, 1000000) END,
 			last_failed_at = GREATEST(f.last_failed_at, EXCLUDED.last_failed_at),
 			pending = GREATEST(f.pending - 1, 0)`
 	args := pgx.NamedArgs{"at": at, "account": account, "ip": ip, "forget": forgetBefore, "per_address": perAddress}
+	if db.Audits() {
+		// The failed login's audit row, in the same statement: a failed
+		// login writes nothing else. The account key, never the password.
+		e := withOrigin(ctx, AuditEvent{At: at, Type: audit.LoginFailed, Actor: audit.ActorSystem, IP: ip,
+			Detail: map[string]any{"account": account}})
+		audited := `WITH audit AS (` + insertAudit + `) ` + q
+		for k, v := range e.args() {
+			args[k] = v
+		}
+		_, err := db.pool.Exec(ctx, audited, args)
+		if err == nil || !db.noAuditTable(err) {
+			if err != nil {
+				return loginWriteErr("record login failure", err)
+			}
+			return nil
+		}
+		// audit_events is gone (InTx): record the failure without it.
+	}
 	if _, err := db.pool.Exec(ctx, q, args); err != nil {
 		return loginWriteErr("record login failure", err)
 	}

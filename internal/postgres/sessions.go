@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/seedc5a8123e/authd/internal/audit"
 )
 
 // MaxRevokeTx bounds every transaction that writes revoked_at, from the
@@ -36,9 +38,18 @@ func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) 
 	if mint && cutoffs {
 		open = mintOpen
 	}
-	return runLazyTx(ctx, db.pool, open, func(tx pgx.Tx) error {
-		return fn(&Tx{ctx: ctx, tx: tx, cutoffs: cutoffs})
-	})
+	run := func() error {
+		return runLazyTx(ctx, db.pool, open, func(tx pgx.Tx) error {
+			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: cutoffs, audits: db.audits.Load()})
+		})
+	}
+	// As InTx: an audit table gone under a running replica (a rollback's
+	// migrate down) costs the change one more try, without its audit row.
+	err := run()
+	if err != nil && db.noAuditTable(err) {
+		err = run()
+	}
+	return err
 }
 
 // revokeOpen opens a revoking transaction with the server-side limits of
@@ -137,6 +148,8 @@ type NewSession struct {
 	// beyond it are revoked with LimitReason in the same transaction.
 	MaxLive     int
 	LimitReason string
+	// Grant is the grant type, recorded in the login's audit row.
+	Grant string
 }
 
 // MintedSession is what the mint function of CreateSession made: the
@@ -237,11 +250,29 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 			"status_list_id": s.StatusListID, "status_idx": s.StatusIdx, "iat": m.IssuedAt,
 		}
 		q := insertSessionSQL(withClient, s.StatusListID != 0, tx.cutoffs)
-		tag, err := tx.tx.Exec(tx.ctx, q, args)
-		if err != nil {
+		if tx.audits {
+			// The login's audit row in the same statement, written only
+			// with the session: no extra round trip on the login path.
+			e := withOrigin(tx.ctx, AuditEvent{
+				At: m.CreatedAt, Type: audit.LoginSucceeded, Actor: s.UserID, SubjectUserID: s.UserID, SessionID: s.ID,
+				IP: s.IP, UserAgent: s.UserAgent, Detail: map[string]any{"grant": s.Grant, "client_id": s.ClientID},
+			})
+			for k, v := range e.args() {
+				args[k] = v
+			}
+			q = `WITH s AS (` + q + ` RETURNING 1),
+				a AS (INSERT INTO audit_events (at, type, actor, subject_user_id, session_id, ip, user_agent, detail)
+					SELECT @a_at, @a_type, @a_actor, NULLIF(@a_subject::text, '')::uuid, NULLIF(@a_sid::text, '')::uuid,
+						NULLIF(@a_ip::text, '')::inet, NULLIF(@a_ua::text, ''), @a_detail::jsonb FROM s)
+				SELECT count(*) FROM s`
+		} else {
+			q = `WITH s AS (` + q + ` RETURNING 1) SELECT count(*) FROM s`
+		}
+		var inserted int
+		if err := tx.tx.QueryRow(tx.ctx, q, args).Scan(&inserted); err != nil {
 			return fmt.Errorf("create session %s: %w", s.ID, translate(err))
 		}
-		if tag.RowsAffected() == 0 {
+		if inserted == 0 {
 			return fmt.Errorf("create session %s: %w", s.ID, ErrUserChanged)
 		}
 		if s.MaxLive <= 0 {
@@ -260,7 +291,7 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		if err != nil {
 			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
 		}
-		return nil
+		return tx.auditRevoked(sessionIDs(evicted), s.LimitReason, nil, m.CreatedAt)
 	})
 	return evicted, err
 }
@@ -423,10 +454,25 @@ func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*RevokeResult
 func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
 	q := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE id = @sid AND revoked_at IS NULL
-		RETURNING last_jti::text, id::text, extract(epoch FROM access_exp)::bigint, ` + tx.seqColumn() + `,
-			revoked_at, revoked_reason, revoked_by_user_id::text`
+		RETURNING last_jti::text AS jti, id, extract(epoch FROM access_exp)::bigint AS exp, ` + tx.seqColumn() + ` AS seq,
+			revoked_at, revoked_reason, revoked_by_user_id::text AS by, user_id`
+	args := pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}
+	if tx.audits {
+		// Its audit row in the same statement, written only if it revoked:
+		// no extra round trip on logout.
+		for k, v := range revokedAudit(tx, r.Reason, r.By, r.At).args() {
+			args[k] = v
+		}
+		q = `WITH r AS (` + q + `),
+			a AS (INSERT INTO audit_events (at, type, actor, subject_user_id, session_id, ip, user_agent, detail)
+				SELECT @a_at, @a_type, @a_actor, r.user_id, r.id, NULLIF(@a_ip::text, '')::inet, NULLIF(@a_ua::text, ''), @a_detail::jsonb
+				FROM r)
+			SELECT jti, id::text, exp, seq, revoked_at, revoked_reason, by FROM r`
+	} else {
+		q = `WITH r AS (` + q + `) SELECT jti, id::text, exp, seq, revoked_at, revoked_reason, by FROM r`
+	}
 	var out RevokeResult
-	err := tx.tx.QueryRow(tx.ctx, q, pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}).
+	err := tx.tx.QueryRow(tx.ctx, q, args).
 		Scan(&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.Entry.Seq, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID)
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -462,6 +508,9 @@ func (tx *Tx) RevokeUserSessions(userID, except string, r RevokeRequest) ([]Revo
 	out, err := pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
+	}
+	if err := tx.auditRevoked(sessionIDs(out), r.Reason, r.By, r.At); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

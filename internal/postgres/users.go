@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/seedc5a8123e/authd/internal/audit"
 )
 
 // User is a row of users.
@@ -24,19 +26,21 @@ type User struct {
 const userColumns = `id::text, username, password_hash, role, disabled_at, created_at, updated_at, credentials_version`
 
 // CreateUser inserts u. A username taken in any letter case is ErrConflict.
+// Its audit row commits with it.
 func (db *DB) CreateUser(ctx context.Context, u User) error {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	const q = `INSERT INTO users (id, username, password_hash, role, disabled_at, created_at, updated_at)
-		VALUES (@id, @username, @hash, @role, @disabled_at, @created_at, @updated_at)`
-	_, err := db.pool.Exec(ctx, q, pgx.NamedArgs{
-		"id": u.ID, "username": u.Username, "hash": u.PasswordHash, "role": u.Role,
-		"disabled_at": u.DisabledAt, "created_at": u.CreatedAt, "updated_at": u.UpdatedAt,
+	return db.InTx(ctx, func(tx *Tx) error {
+		const q = `INSERT INTO users (id, username, password_hash, role, disabled_at, created_at, updated_at)
+			VALUES (@id, @username, @hash, @role, @disabled_at, @created_at, @updated_at)`
+		_, err := tx.tx.Exec(tx.ctx, q, pgx.NamedArgs{
+			"id": u.ID, "username": u.Username, "hash": u.PasswordHash, "role": u.Role,
+			"disabled_at": u.DisabledAt, "created_at": u.CreatedAt, "updated_at": u.UpdatedAt,
+		})
+		if err != nil {
+			return fmt.Errorf("create user %s: %w", u.ID, translate(err))
+		}
+		return tx.Audit(AuditEvent{At: u.CreatedAt, Type: audit.UserCreated, SubjectUserID: u.ID,
+			Detail: map[string]any{"username": u.Username, "role": u.Role}})
 	})
-	if err != nil {
-		return fmt.Errorf("create user %s: %w", u.ID, translate(err))
-	}
-	return nil
 }
 
 // UserByUsername finds a user ignoring letter case (users_username_lower_key).
@@ -175,6 +179,9 @@ type PasswordChange struct {
 	// same transaction.
 	Revoke  *RevokeRequest
 	KeepSID string
+	// Event is the audit type written when the hash changes
+	// (audit.PasswordChanged or audit.PasswordReset); empty writes none.
+	Event string
 }
 
 // SetPasswordHash applies c; changed reports whether it wrote, and revoked
@@ -194,7 +201,15 @@ func (db *DB) SetPasswordHash(ctx context.Context, c PasswordChange) (changed bo
 		if !exists {
 			return fmt.Errorf("set password hash of %s: %w", c.UserID, ErrNotFound)
 		}
-		if !changed || c.Revoke == nil {
+		if !changed {
+			return nil
+		}
+		if c.Event != "" {
+			if err := tx.Audit(AuditEvent{At: c.At, Type: c.Event, SubjectUserID: c.UserID}); err != nil {
+				return err
+			}
+		}
+		if c.Revoke == nil {
 			return nil
 		}
 		var err error

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/statuslist"
 	"github.com/seedc5a8123e/authd/internal/token"
@@ -43,10 +44,33 @@ func (s *Service) checkPassword(ctx context.Context, login, pw string) (postgres
 		s.log.Error("stored password hash is unreadable", "user_id", u.ID, "err", err)
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
+	if !ok && u.Role == RoleService {
+		// During a rotation a service identity holds a second secret
+		// (account.Service.AddSecret); it costs a second verification.
+		if ok, err = s.otherSecret(ctx, u.ID, pw); err != nil {
+			return postgres.User{}, false, err
+		}
+		rehash = false // the password was not the secret given
+	}
 	if !ok || u.DisabledAt != nil {
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
 	return u, rehash, nil
+}
+
+// otherSecret reports whether pw is one of the service identity's added
+// secrets.
+func (s *Service) otherSecret(ctx context.Context, userID, pw string) (bool, error) {
+	hashes, err := s.db.ServiceSecretHashes(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	for _, h := range hashes {
+		if ok, _, err := s.hasher.Verify(pw, h); err == nil && ok {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // rehash upgrades a hash made with older parameters. A failure only means the
@@ -163,7 +187,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		ID: sid, UserID: u.ID, UserAgent: m.UserAgent, IP: m.IP, ClientID: clientID,
 		UserCredentialsVersion: u.CredentialsVersion, UserRole: u.Role,
 		MaxLive: s.limits.MaxPerUser, LimitReason: ReasonSessionLimit,
-		StatusListID: entry.List, StatusIdx: entry.Idx,
+		StatusListID: entry.List, StatusIdx: entry.Idx, Grant: grant,
 	}
 	g := Grant{SID: sid, ClientID: clientID}
 	if withRefresh {
@@ -277,6 +301,10 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 			// The grant fails, but the revocation must commit: fn returns
 			// nil and ErrRefreshReused is returned after the commit.
 			reused = true
+			if err := tx.Audit(postgres.AuditEvent{At: now, Type: audit.RefreshReuse, SubjectUserID: st.UserID,
+				SessionID: st.SessionID, Detail: map[string]any{"already_revoked": st.Revoked}}); err != nil {
+				return err
+			}
 			if st.Revoked {
 				return nil
 			}

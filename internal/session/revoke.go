@@ -132,6 +132,9 @@ func (s *Service) Announce(ctx context.Context, reason string, r postgres.Revoca
 	}
 	s.obs.Revoked(reason, len(r.Sessions))
 	s.revoked()
+	if s.onAnnounce != nil {
+		s.onAnnounce()
+	}
 	wire := make([]verifier.Message, 0, len(r.Sessions)+1)
 	for _, e := range r.Sessions {
 		wire = append(wire, verifier.Message{JTI: e.JTI, SID: e.SID, Exp: e.Exp, Seq: e.Seq})

@@ -169,17 +169,18 @@ func (nopObserver) Revoked(string, int) {}
 
 // Service applies the session rules.
 type Service struct {
-	db       *postgres.DB
-	hasher   *password.Hasher
-	signer   *token.Signer
-	throttle *throttle.Throttle
-	clock    clock.Clock
-	limits   Limits
-	pub      push.Publisher
-	log      *slog.Logger
-	obs      Observer
-	status   *statuslist.Allocator
-	onRevoke func()
+	db         *postgres.DB
+	hasher     *password.Hasher
+	signer     *token.Signer
+	throttle   *throttle.Throttle
+	clock      clock.Clock
+	limits     Limits
+	pub        push.Publisher
+	log        *slog.Logger
+	obs        Observer
+	status     *statuslist.Allocator
+	onRevoke   func()
+	onAnnounce func()
 }
 
 // revoked tells the feed's follower that this replica committed a
@@ -227,6 +228,10 @@ type Deps struct {
 	// service announces (feed.Service.Kick: the replica's own polls then see
 	// it at once). It must not block.
 	Revoked func()
+	// Announced, when set, is called once per revoking transaction Announce
+	// reports, right after its commit (fleet.Tracker.Revoked times its
+	// propagation). It must not block.
+	Announced func()
 	// Status allocates each new session's status list entry, which its
 	// tokens name (status.go). Nil: the status list is off, no token carries
 	// the claim.
@@ -242,5 +247,5 @@ func NewService(d Deps) *Service {
 		d.Publisher = push.Nop{}
 	}
 	return &Service{db: d.DB, hasher: d.Hasher, signer: d.Signer, throttle: d.Throttle, clock: d.Clock,
-		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, onRevoke: d.Revoked, status: d.Status}
+		limits: d.Limits, pub: d.Publisher, log: d.Log, obs: d.Observer, onRevoke: d.Revoked, onAnnounce: d.Announced, status: d.Status}
 }
