@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/seedc5a8123e/authd/internal/authdtest"
+	"github.com/seedc5a8123e/authd/internal/feed"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/verifier"
 )
@@ -290,7 +291,17 @@ func TestRevokeASessionFromTheBrowser(t *testing.T) {
 	// The audit and fleet pages render (issue 15 supplies their data).
 	run(t, ctx, chromedp.Navigate(f.env.URL+"/console/audit"), chromedp.WaitVisible(chromedp.CSS("main")))
 	screenshot(t, ctx, dir, "audit")
-	run(t, ctx, chromedp.Navigate(f.env.URL+"/console/fleet"), chromedp.WaitVisible(chromedp.CSS("main")))
+	// The fleet page shows the revocation reaching the verifier: once the
+	// clock is past the feed's hold-back, the verifier's next poll gets a
+	// cursor past it, and the tracker's sync settles it.
+	f.env.Clock.Advance(feed.Holdback + 2*time.Second)
+	authdtest.Eventually(t, 10*time.Second, func() bool {
+		if err := f.env.App.Fleet.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		run(t, ctx, chromedp.Navigate(f.env.URL+"/console/fleet"), chromedp.WaitVisible(chromedp.CSS("main")))
+		return strings.Contains(text(t, ctx, "#revocations"), "1 of 1")
+	}, "the fleet page to show the revocation reached by the one active verifier")
 	screenshot(t, ctx, dir, "fleet")
 
 	// Sign out: the console's authd session is revoked and enters the feed.
