@@ -259,14 +259,10 @@ func newPassword() string {
 	return "ab-" + hex.EncodeToString(p)
 }
 
-// parallel runs fn(i) for i in [0, n) on the run's concurrency, stopping at
-// the first error or when the setup time limit passes.
-func (b *bench) parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithTimeout(ctx, b.o.setupTimeout)
-	defer cancel()
+// fanOut runs work(i) for i in [0, n) on the run's concurrency until every
+// i has run or ctx ends; work returns false to stop its worker.
+func (b *bench) fanOut(ctx context.Context, n int, work func(ctx context.Context, i int) bool) {
 	var next atomic.Int64
-	var once sync.Once
-	var first error
 	var wg sync.WaitGroup
 	for range min(b.o.concurrency, n) {
 		wg.Add(1)
@@ -274,17 +270,29 @@ func (b *bench) parallel(ctx context.Context, n int, fn func(ctx context.Context
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
+				if i >= n || !work(ctx, i) {
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// parallel runs fn(i) for i in [0, n) on the run's concurrency, stopping at
+// the first error or when the setup time limit passes.
+func (b *bench) parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithTimeout(ctx, b.o.setupTimeout)
+	defer cancel()
+	var once sync.Once
+	var first error
+	b.fanOut(ctx, n, func(ctx context.Context, i int) bool {
+		if err := fn(ctx, i); err != nil {
+			once.Do(func() { first = err; cancel() })
+			return false
+		}
+		return true
+	})
 	if first != nil {
 		return first
 	}
@@ -406,37 +414,26 @@ func (b *bench) fillLogoutPool(ctx context.Context, n int) {
 func (b *bench) bestEffort(ctx context.Context, n int, budget time.Duration, fn func(ctx context.Context, i int) error) int {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	var next, ok atomic.Int64
+	var ok atomic.Int64
 	var mu sync.Mutex
 	seen := map[string]int{}
-	var wg sync.WaitGroup
-	for range min(b.o.concurrency, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				err := fn(ctx, i)
-				if err == nil {
-					ok.Add(1)
-					continue
-				}
-				if ctx.Err() != nil {
-					return // the budget ended this one
-				}
-				mu.Lock()
-				kind := classify(err)
-				if seen[kind]++; seen[kind] == 1 {
-					b.logf("setup: %s (further %s not shown)", err, kind)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	b.fanOut(ctx, n, func(ctx context.Context, i int) bool {
+		err := fn(ctx, i)
+		if err == nil {
+			ok.Add(1)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false // the budget ended this one
+		}
+		mu.Lock()
+		kind := classify(err)
+		if seen[kind]++; seen[kind] == 1 {
+			b.logf("setup: %s (further %s not shown)", err, kind)
+		}
+		mu.Unlock()
+		return true
+	})
 	if len(seen) > 0 {
 		b.logf("setup: failures %s", formatKinds(toInt64(seen)))
 	}

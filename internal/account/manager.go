@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/seedc5a8123e/authd/internal/keyset"
 
 	"github.com/google/uuid"
 
@@ -413,22 +414,14 @@ func (m *Service) Sessions(ctx context.Context, id string, includeRevoked bool, 
 
 // A session cursor is the (created_at, id) of the last session of a page, in
 // microseconds, which is PostgreSQL's precision, so the keyset is exact.
-func encodeSessionCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(t.UnixMicro(), 10) + "_" + id))
-}
+func encodeSessionCursor(t time.Time, id string) string { return keyset.Encode(t, id) }
 
 func decodeSessionCursor(c string) (time.Time, string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
+	at, id, ok := keyset.Decode(c)
+	if !ok || checkUserID(id) != nil {
 		return time.Time{}, "", ErrBadCursor
 	}
-	us, id, ok := strings.Cut(string(b), "_")
-	n, err := strconv.ParseInt(us, 10, 64)
-	// Microseconds from 1970 to the end of year 9999, PostgreSQL's range.
-	if !ok || err != nil || n < 0 || n > 253402300799999999 || checkUserID(id) != nil {
-		return time.Time{}, "", ErrBadCursor
-	}
-	return time.UnixMicro(n), id, nil
+	return at, id, nil
 }
 
 // plainText reports whether s is valid UTF-8 without NUL bytes: what

@@ -6,12 +6,13 @@ package auditlog
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/seedc5a8123e/authd/internal/keyset"
 
 	"github.com/google/uuid"
 
@@ -148,20 +149,14 @@ func query(f Filter, limit int) postgres.AuditQuery {
 // A cursor is the (at, id) of the last row of a page, at in microseconds,
 // PostgreSQL's precision, so the keyset is exact.
 func encodeCursor(at time.Time, id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(at.UnixMicro(), 10) + "_" + strconv.FormatInt(id, 10)))
+	return keyset.Encode(at, strconv.FormatInt(id, 10))
 }
 
 func decodeCursor(c string) (time.Time, int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
+	at, key, ok := keyset.Decode(c)
+	id, err := strconv.ParseInt(key, 10, 64)
+	if !ok || err != nil || id < 1 {
 		return time.Time{}, 0, ErrBadCursor
 	}
-	us, ids, ok := strings.Cut(string(b), "_")
-	n, err1 := strconv.ParseInt(us, 10, 64)
-	id, err2 := strconv.ParseInt(ids, 10, 64)
-	// Microseconds from 1970 to the end of year 9999, PostgreSQL's range.
-	if !ok || err1 != nil || err2 != nil || n < 0 || n > 253402300799999999 || id < 1 {
-		return time.Time{}, 0, ErrBadCursor
-	}
-	return time.UnixMicro(n), id, nil
+	return at, id, nil
 }

@@ -62,6 +62,12 @@ func requireNode(t *testing.T) string {
 // signature is not authd's. For each algorithm authd signs with.
 func TestNodeResourceServer(t *testing.T) {
 	node := requireNode(t)
+	forEachAlg(t, func(t *testing.T, env *authdtest.Env) { runNode(t, node, env, nodeCases(t, env)) })
+}
+
+// forEachAlg runs fn as a subtest per algorithm authd signs with, each
+// against an authd whose one key is of that algorithm.
+func forEachAlg(t *testing.T, fn func(t *testing.T, env *authdtest.Env)) {
 	for _, alg := range []string{keys.EdDSA, keys.ES256} {
 		t.Run(alg, func(t *testing.T) {
 			k, err := keys.Generate(alg)
@@ -69,8 +75,7 @@ func TestNodeResourceServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			ks, _ := keys.NewSet(k)
-			env := authdtest.Start(t, authdtest.Options{Keys: ks})
-			runNode(t, node, env, nodeCases(t, env))
+			fn(t, authdtest.Start(t, authdtest.Options{Keys: ks}))
 		})
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/seedc5a8123e/authd/internal/authdtest"
-	"github.com/seedc5a8123e/authd/internal/keys"
 )
 
 // statusCase is one access token for check-status-list.mjs: the status the
@@ -23,28 +22,20 @@ type statusCase struct {
 // with.
 func TestNodeStatusList(t *testing.T) {
 	node := requireNode(t)
-	for _, alg := range []string{keys.EdDSA, keys.ES256} {
-		t.Run(alg, func(t *testing.T) {
-			k, err := keys.Generate(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ks, _ := keys.NewSet(k)
-			env := authdtest.Start(t, authdtest.Options{Keys: ks})
-			env.CreateUser(t, "nadia", "user", userPW)
-			live := env.Login(t, "nadia", userPW)
-			gone := env.Login(t, "nadia", userPW)
-			if res, body := env.Do(t, "POST", "/logout", gone.AccessToken, "", nil); res.StatusCode != 200 {
-				t.Fatalf("logout: %d %s", res.StatusCode, body)
-			}
-			if err := env.App.StatusLists.Sync(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			cases := []statusCase{
-				{Name: "a live session's token reads valid", Token: live.AccessToken, Want: "valid"},
-				{Name: "a logged-out session's token reads revoked", Token: gone.AccessToken, Want: "revoked"},
-			}
-			runScript(t, node, env, "check-status-list.mjs", cases, len(cases))
-		})
-	}
+	forEachAlg(t, func(t *testing.T, env *authdtest.Env) {
+		env.CreateUser(t, "nadia", "user", userPW)
+		live := env.Login(t, "nadia", userPW)
+		gone := env.Login(t, "nadia", userPW)
+		if res, body := env.Do(t, "POST", "/logout", gone.AccessToken, "", nil); res.StatusCode != 200 {
+			t.Fatalf("logout: %d %s", res.StatusCode, body)
+		}
+		if err := env.App.StatusLists.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cases := []statusCase{
+			{Name: "a live session's token reads valid", Token: live.AccessToken, Want: "valid"},
+			{Name: "a logged-out session's token reads revoked", Token: gone.AccessToken, Want: "revoked"},
+		}
+		runScript(t, node, env, "check-status-list.mjs", cases, len(cases))
+	})
 }
