@@ -125,6 +125,11 @@ func ParsePEM(data []byte) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: parse PKCS#8: %w", err)
 	}
+	return fromPKCS8(raw)
+}
+
+// fromPKCS8 is the Key of what x509.ParsePKCS8PrivateKey returned.
+func fromPKCS8(raw any) (*Key, error) {
 	signer, ok := raw.(crypto.Signer)
 	if !ok {
 		return nil, fmt.Errorf("keys: unsupported key type %T", raw)
