@@ -13,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,6 +33,16 @@ const maxJWKSBytes = 1 << 20
 // request that triggered it (see refresh), so it needs a bound of its own;
 // Verify callers waiting on it still give up with their own context.
 const jwksFetchTimeout = 10 * time.Second
+
+// The JWKS lifetime when authd's answer names none (its Cache-Control
+// max-age), and the bounds put on what it names: a verifier never refetches
+// more often than every minJWKSMaxAge nor keeps a key set longer than
+// maxJWKSMaxAge.
+const (
+	defaultJWKSMaxAge = 5 * time.Minute
+	minJWKSMaxAge     = 10 * time.Second
+	maxJWKSMaxAge     = 24 * time.Hour
+)
 
 // publicKey is one usable key of the JWKS. alg is derived from kty/crv, never
 // from the document's optional "alg" member alone, so a key can only ever
@@ -51,15 +63,21 @@ type jwk struct {
 }
 
 // keyCache holds the JWKS. An unknown kid triggers a refetch shared by every
-// concurrent caller and at most one per minInterval.
+// concurrent caller and at most one per minInterval; the poll loop also
+// refetches before the set is older than its max-age (due), so a key authd
+// publishes ahead of its use is known before the first token names it.
 type keyCache struct {
 	url         string
 	client      *http.Client
 	minInterval time.Duration
 	log         *slog.Logger
+	clock       Clock // Config.Clock: the set's age, as the tokens' time
 
-	mu   sync.RWMutex
-	keys map[string]publicKey
+	mu        sync.RWMutex
+	keys      map[string]publicKey
+	fetchedAt time.Time     // clock time of the last good fetch
+	maxAge    time.Duration // the last good answer's max-age
+	fetches   uint64        // fetches attempted
 
 	fetchMu   sync.Mutex
 	inflight  chan struct{} // closed when the running fetch ends; nil if none
@@ -125,13 +143,15 @@ func (c *keyCache) refresh(ctx context.Context, force bool) error {
 		base = ctx
 	}
 	fctx, cancel := context.WithTimeout(base, jwksFetchTimeout)
-	keys, err := c.fetch(fctx)
+	keys, maxAge, err := c.fetch(fctx)
 	cancel()
+	c.mu.Lock()
+	c.fetches++
 	if err == nil {
-		c.mu.Lock()
-		c.keys = keys
-		c.mu.Unlock()
-	} else {
+		c.keys, c.fetchedAt, c.maxAge = keys, c.clock.Now(), maxAge
+	}
+	c.mu.Unlock()
+	if err != nil {
 		c.log.Warn("verifier: JWKS fetch failed", "url", c.url, "err", err)
 	}
 
@@ -143,28 +163,61 @@ func (c *keyCache) refresh(ctx context.Context, force bool) error {
 	return err
 }
 
-func (c *keyCache) fetch(ctx context.Context) (map[string]publicKey, error) {
+// due reports whether the set will be older than its max-age within d, so
+// a caller that looks every d refetches it in time.
+func (c *keyCache) due(d time.Duration) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return !c.fetchedAt.IsZero() && c.clock.Now().Sub(c.fetchedAt)+d >= c.maxAge
+}
+
+// stats is when the set was last fetched and how many fetches were tried.
+func (c *keyCache) stats() (time.Time, uint64) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.fetchedAt, c.fetches
+}
+
+func (c *keyCache) fetch(ctx context.Context) (map[string]publicKey, time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
+		return nil, 0, fmt.Errorf("jwks: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
 	res, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
+		return nil, 0, fmt.Errorf("jwks: %w", err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks: GET %s: status %d", c.url, res.StatusCode)
+		return nil, 0, fmt.Errorf("jwks: GET %s: status %d", c.url, res.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxJWKSBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("jwks: read: %w", err)
+		return nil, 0, fmt.Errorf("jwks: read: %w", err)
 	}
 	if len(body) > maxJWKSBytes {
-		return nil, errors.New("jwks: document too large")
+		return nil, 0, errors.New("jwks: document too large")
 	}
-	return parseJWKS(body, c.log)
+	keys, err := parseJWKS(body, c.log)
+	return keys, jwksMaxAge(res.Header.Get("Cache-Control")), err
+}
+
+// jwksMaxAge is the max-age directive of a Cache-Control value (RFC 9111
+// section 5.2.2.1), defaultJWKSMaxAge without one, within the bounds.
+func jwksMaxAge(cc string) time.Duration {
+	age := defaultJWKSMaxAge
+	for _, d := range strings.Split(cc, ",") {
+		name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
+		if !strings.EqualFold(name, "max-age") {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 {
+			age = time.Duration(min(n, int64(maxJWKSMaxAge/time.Second))) * time.Second
+		}
+		break
+	}
+	return min(max(age, minJWKSMaxAge), maxJWKSMaxAge)
 }
 
 // parseJWKS keeps every Ed25519 and P-256 signing key and skips (with a log

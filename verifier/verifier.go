@@ -62,7 +62,7 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 		cfg: cfg,
 		log: cfg.Logger,
 		keys: &keyCache{
-			client: cfg.HTTPClient, minInterval: cfg.KeyRefetchInterval, log: cfg.Logger,
+			client: cfg.HTTPClient, minInterval: cfg.KeyRefetchInterval, log: cfg.Logger, clock: cfg.Clock,
 		},
 		deny:    newDenylist(),
 		feed:    newFeedClient(cfg),
@@ -233,6 +233,12 @@ func (v *Verifier) pollLoop(ctx context.Context) {
 		} else {
 			failures = 0
 		}
+		// Before the key set outlives its max-age: a key authd publishes
+		// ahead of signing with it is then known before any token names it,
+		// however the unknown-kid refetch is rate limited.
+		if v.keys.due(v.cfg.PollInterval + v.cfg.PollInterval/10) { // the longest jittered wait
+			_ = v.keys.refresh(ctx, true) // logged; the current keys stay
+		}
 		// At most one sweep per Clock second: a pass over a large list is
 		// not free, and entries only expire with whole seconds.
 		if now := v.cfg.Clock.Now().Unix(); now > lastSweep {
@@ -365,13 +371,21 @@ type Stats struct {
 	// GapWakeups counts the times an unfilled push sequence gap woke the
 	// poll loop early.
 	GapWakeups uint64
+
+	// KeysFetchedAt is when the JWKS was last fetched, read from
+	// Config.Clock; it is refetched before it is older than the max-age
+	// authd announces, and on an unknown kid.
+	KeysFetchedAt time.Time
+	KeyFetches    uint64 // JWKS fetches attempted, failed ones included
 }
 
 // Stats returns a snapshot of the Verifier's state.
 func (v *Verifier) Stats() Stats {
 	v.mustBeFromNew()
 	users, issuer := v.deny.cutoffs()
+	fetchedAt, fetches := v.keys.stats()
 	return Stats{
+		KeysFetchedAt: fetchedAt, KeyFetches: fetches,
 		LastSync: v.lastSyncTime(), Stale: v.stale(), DenylistSize: v.deny.len(),
 		UserCutoffs: users, IssuerCutoff: issuer,
 		Polls: v.polls.Load(), PollErrors: v.pollErrors.Load(), PushMessages: v.pushMessages.Load(),

@@ -91,11 +91,13 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	}
 	defer a.Close()
 	if a.EphemeralKey {
-		log.Warn("AUTHD_SIGNING_KEYS is empty: signing with an EPHEMERAL key. FOR DEVELOPMENT ONLY: "+
+		log.Warn("neither AUTHD_KEY_ENCRYPTION_KEY nor AUTHD_SIGNING_KEYS is set: signing with an EPHEMERAL key. FOR DEVELOPMENT ONLY: "+
 			"every token dies at restart and replicas cannot verify each other's tokens. "+
-			"Create a key with `authd keys generate --out FILE` and set AUTHD_SIGNING_KEYS.", "kid", a.Keys.Signing().ID)
+			"Set AUTHD_KEY_ENCRYPTION_KEY (from `authd keys kek`) for rotating keys in the database, "+
+			"or create a key file with `authd keys generate --out FILE` and set AUTHD_SIGNING_KEYS.", "kid", a.Keys.Current().Signing().ID)
 	} else {
-		log.Info("signing keys loaded", "signing_kid", a.Keys.Signing().ID, "published", len(a.Keys.All()))
+		ks := a.Keys.Current()
+		log.Info("signing keys loaded", "signing_kid", ks.Signing().ID, "published", len(ks.All()), "from_database", a.KeyRing != nil)
 	}
 	if bootstrap {
 		if err := bootstrapAdmin(ctx, a, e); err != nil {
@@ -134,6 +136,11 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 	// Flushes the verifiers' polls every few seconds; a.Close flushes the
 	// last ones.
 	a.Fleet.Start(context.WithoutCancel(ctx))
+	if a.KeyRing != nil {
+		// Re-reads the database keys and runs AUTHD_KEY_ROTATION; a.Close
+		// stops it.
+		a.KeyRing.Start()
+	}
 
 	// Serve until the context ends, then drain.
 	servers := []*http.Server{srv}

@@ -180,12 +180,18 @@ func readPasswordLine(e env) (string, error) {
 // operator as the actor of the audit rows: the user --actor names, or
 // audit.ActorCLI.
 func openApp(ctx context.Context, e env) (*app.App, context.Context, error) {
+	return openAppWith(ctx, e, app.Deps{})
+}
+
+// openAppWith is openApp with d's parts instead of those the configuration
+// names (d.Log is replaced).
+func openAppWith(ctx context.Context, e env, d app.Deps) (*app.App, context.Context, error) {
 	cfg, err := config.Load(e.getenv)
 	if err != nil {
 		return nil, ctx, err
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := app.New(ctx, cfg, app.Deps{Log: log})
+	d.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(ctx, cfg, d)
 	if err != nil {
 		return nil, ctx, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/fleet"
 	"github.com/seedc5a8123e/authd/internal/httpapi"
 	"github.com/seedc5a8123e/authd/internal/jobs"
+	"github.com/seedc5a8123e/authd/internal/keyring"
 	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/metrics"
 	"github.com/seedc5a8123e/authd/internal/password"
@@ -45,9 +46,10 @@ type Deps struct {
 	// DB defaults to a pool on cfg.DatabaseURL, closed by Close. A DB given
 	// here is the caller's to close.
 	DB *postgres.DB
-	// Keys defaults to the files of cfg.SigningKeys or, when there are none,
-	// one ephemeral key (App.EphemeralKey tells).
-	Keys *keys.Set
+	// Keys defaults to the database keyring when cfg.KeyEncryptionKey is
+	// set, else to the files of cfg.SigningKeys or, when there are none, one
+	// ephemeral key (App.EphemeralKey tells).
+	Keys keys.Source
 	// Publisher defaults to Redis on cfg.RedisURL, or push.Nop without one.
 	// A Publisher given here is the caller's to close.
 	Publisher push.Publisher
@@ -59,11 +61,14 @@ type Deps struct {
 
 // App is authd, built: every service, the HTTP handler and the jobs.
 type App struct {
-	Config   config.Config
-	Clock    clock.Clock
-	Log      *slog.Logger
-	DB       *postgres.DB
-	Keys     *keys.Set
+	Config config.Config
+	Clock  clock.Clock
+	Log    *slog.Logger
+	DB     *postgres.DB
+	Keys   keys.Source
+	// KeyRing is the database keyring (AUTHD_KEY_ENCRYPTION_KEY), also in
+	// Keys; nil with key files. `authd serve` starts its maintenance (Start).
+	KeyRing  *keyring.Ring
 	Signer   *token.Signer
 	Sessions *session.Service
 	Accounts *account.Service
@@ -122,7 +127,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		a.closers = append(a.closers, a.DB.Close)
 	}
 	if a.Keys == nil {
-		if a.Keys, a.EphemeralKey, err = loadKeys(cfg); err != nil {
+		if err := a.loadKeys(ctx); err != nil {
 			return err
 		}
 	}
@@ -213,19 +218,4 @@ func (a *App) newPublisher() (push.Publisher, error) {
 	}
 	a.closers = append(a.closers, func() { _ = r.Close() })
 	return r, nil
-}
-
-func loadKeys(cfg config.Config) (ks *keys.Set, ephemeral bool, err error) {
-	if len(cfg.SigningKeys) > 0 {
-		if ks, err = keys.LoadFiles(cfg.SigningKeys); err != nil {
-			return nil, false, fmt.Errorf("AUTHD_SIGNING_KEYS: %w", err)
-		}
-		return ks, false, nil
-	}
-	k, err := keys.Generate(keys.EdDSA)
-	if err != nil {
-		return nil, false, err
-	}
-	ks, err = keys.NewSet(k)
-	return ks, true, err
 }

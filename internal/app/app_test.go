@@ -133,8 +133,8 @@ func TestNewOpensAndCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.EphemeralKey || a.Keys.Signing().ID == "" {
-		t.Errorf("EphemeralKey = %t, kid %q: want an ephemeral key", a.EphemeralKey, a.Keys.Signing().ID)
+	if !a.EphemeralKey || a.Keys.Current().Signing().ID == "" {
+		t.Errorf("EphemeralKey = %t, kid %q: want an ephemeral key", a.EphemeralKey, a.Keys.Current().Signing().ID)
 	}
 	srv := httptest.NewServer(a.Handler)
 	defer srv.Close()

@@ -47,7 +47,13 @@ type Options struct {
 	// MaxSessionsPerUser caps live sessions per user; default 0, no cap.
 	MaxSessionsPerUser int
 	Publisher          push.Publisher  // default push.Nop
-	Keys               *keys.Set       // default: one fresh EdDSA key
+	Keys               keys.Source     // default: one fresh EdDSA key, unless KeyEncryptionKey
+	// KeyEncryptionKey is AUTHD_KEY_ENCRYPTION_KEY: set, the keys live in
+	// the database (internal/keyring); KeyRotation is AUTHD_KEY_ROTATION.
+	// The keyring is maintained only when a test calls App.KeyRing.Maintain,
+	// as the clock is manual.
+	KeyEncryptionKey string
+	KeyRotation      string
 	Clock              *clock.Manual   // default: a manual clock at a fixed time
 	DB                 *postgres.DB    // default: a fresh database (pgtest.NewDB)
 	Start              time.Time       // initial clock time when Clock is nil; default now, to the second
@@ -74,7 +80,7 @@ type Env struct {
 	App      *app.App
 	DB       *postgres.DB
 	Clock    *clock.Manual
-	Keys     *keys.Set
+	Keys     keys.Source
 	Sessions *session.Service
 	Accounts *account.Service
 	Throttle *throttle.Throttle
@@ -122,6 +128,8 @@ func Config(t testing.TB, o Options) config.Config {
 	cfg.LoginMaxInFlightIP = or(o.Throttle.MaxInFlightIP, d.MaxInFlightIP)
 	cfg.StatusList = !o.StatusListOff
 	cfg.StatusListSize = or(o.StatusListSize, cfg.StatusListSize)
+	cfg.KeyEncryptionKey = o.KeyEncryptionKey
+	cfg.KeyRotation = or(o.KeyRotation, cfg.KeyRotation)
 	return cfg
 }
 
@@ -146,7 +154,7 @@ func Start(t testing.TB, o Options) *Env {
 		}
 		o.Clock = clock.NewManual(start)
 	}
-	if o.Keys == nil {
+	if o.Keys == nil && o.KeyEncryptionKey == "" {
 		k, err := keys.Generate(keys.EdDSA)
 		if err != nil {
 			t.Fatal(err)

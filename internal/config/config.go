@@ -30,7 +30,14 @@ var Names = []string{
 	"AUTHD_DB_MAX_CONNS",
 	"AUTHD_CONSOLE",
 	"AUTHD_AUDIT_RETENTION",
+	"AUTHD_KEY_ENCRYPTION_KEY", "AUTHD_KEY_ROTATION", "AUTHD_KEY_ALGORITHM",
 }
+
+// MinKeyRotationInterval is the shortest gap AUTHD_KEY_ROTATION may leave
+// between two rotations: each key is published for a JWKS lifetime before
+// it signs and stays one token lifetime after, and rotating faster than
+// keys retire would only pile up published keys.
+const MinKeyRotationInterval = time.Hour
 
 // DefaultDBMaxConns is AUTHD_DB_MAX_CONNS's default. pgx's own default,
 // max(4, CPUs), left 97-99% of requests waiting for a connection at 8
@@ -111,6 +118,18 @@ type Config struct {
 	// SigningKeys is AUTHD_SIGNING_KEYS: comma-separated PKCS#8 PEM files;
 	// the first signs. Empty means an ephemeral key (development only).
 	SigningKeys []string
+	// KeyEncryptionKey is AUTHD_KEY_ENCRYPTION_KEY: when set, signing keys
+	// live in the database, sealed under this key (the base64 of 32 random
+	// bytes, or the path of a file holding it; keys.ParseKEK), and rotate
+	// by KeyRotation. A secret: never logged. Exclusive with SigningKeys.
+	KeyEncryptionKey string
+	// KeyRotation is AUTHD_KEY_ROTATION, the cron spec of database key
+	// rotations. Default "@every 720h"; two runs at least
+	// MinKeyRotationInterval and 2 x AUTHD_ACCESS_TTL apart.
+	KeyRotation string
+	// KeyAlgorithm is AUTHD_KEY_ALGORITHM, the algorithm of new database
+	// keys: EdDSA (default) or ES256.
+	KeyAlgorithm string
 	// PruneSchedule is AUTHD_PRUNE_SCHEDULE, a cron spec for deleting old
 	// sessions. Default "@every 1m".
 	PruneSchedule string
@@ -258,6 +277,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("AUTHD_STATUS_LIST_TTL: %s is not whole seconds from 1s to 1h", c.StatusListTTL)
 	}
 	c.SigningKeys = splitList(getenv("AUTHD_SIGNING_KEYS"))
+	c.KeyEncryptionKey = getenv("AUTHD_KEY_ENCRYPTION_KEY")
+	c.KeyRotation = or(getenv("AUTHD_KEY_ROTATION"), "@every 720h")
+	c.KeyAlgorithm = or(getenv("AUTHD_KEY_ALGORITHM"), "EdDSA")
 	for _, s := range splitList(getenv("AUTHD_TRUSTED_PROXIES")) {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -326,6 +348,27 @@ func (c Config) Validate() error {
 	if c.AuditRetention < time.Hour {
 		return fmt.Errorf("AUTHD_AUDIT_RETENTION: %s is shorter than the minimum of 1h", c.AuditRetention)
 	}
+	if len(c.SigningKeys) > 0 && c.KeyEncryptionKey != "" {
+		return fmt.Errorf("AUTHD_KEY_ENCRYPTION_KEY: set together with AUTHD_SIGNING_KEYS; choose database keys or key files " +
+			"(to move file keys into the database: authd keys import, then unset AUTHD_SIGNING_KEYS)")
+	}
+	if c.KeyAlgorithm != "EdDSA" && c.KeyAlgorithm != "ES256" {
+		return fmt.Errorf("AUTHD_KEY_ALGORITHM: %q is not EdDSA or ES256", c.KeyAlgorithm)
+	}
+	rot, err := cron.ParseStandard(c.KeyRotation)
+	if err != nil {
+		return fmt.Errorf("AUTHD_KEY_ROTATION: %q: %v", c.KeyRotation, err)
+	}
+	// The narrowest gap of the next year of runs (a monthly spec's February
+	// is shorter than its other months).
+	minGap := max(MinKeyRotationInterval, 2*c.AccessTTL)
+	for t, i := rot.Next(time.Unix(0, 0).UTC()), 0; i < 400; i++ {
+		n := rot.Next(t)
+		if n.Sub(t) < minGap {
+			return fmt.Errorf("AUTHD_KEY_ROTATION: %q rotates %s apart; the minimum is %s (1h, and twice AUTHD_ACCESS_TTL)", c.KeyRotation, n.Sub(t), minGap)
+		}
+		t = n
+	}
 	if _, err := cron.ParseStandard(c.PruneSchedule); err != nil {
 		return fmt.Errorf("AUTHD_PRUNE_SCHEDULE: %q: %v", c.PruneSchedule, err)
 	}
@@ -348,7 +391,8 @@ func (c Config) Redacted() []any {
 		"access_ttl", c.AccessTTL.String(), "session_ttl", c.SessionTTL.String(),
 		"session_idle_ttl", c.SessionIdleTTL.String(), "refresh_reuse_grace", c.RefreshReuseGrace.String(),
 		"max_sessions_per_user", c.MaxSessionsPerUser,
-		"signing_keys", c.SigningKeys, "prune_schedule", c.PruneSchedule,
+		"signing_keys", c.SigningKeys, "key_encryption_key_set", c.KeyEncryptionKey != "",
+		"key_rotation", c.KeyRotation, "key_algorithm", c.KeyAlgorithm, "prune_schedule", c.PruneSchedule,
 		"session_retention", c.SessionRetention.String(), "audit_retention", c.AuditRetention.String(), "redis_url", RedactURL(c.RedisURL),
 		"trusted_proxies", fmt.Sprint(c.TrustedProxies), "log_level", c.LogLevel.String(),
 		"login_max_failures_account", c.LoginMaxFailuresAccount, "login_max_failures_account_any_ip", c.LoginMaxFailuresAccountAnyIP,

@@ -108,7 +108,7 @@ func nodeCases(t *testing.T, env *authdtest.Env) []nodeCase {
 	// Signed with authd's own key: only what the case names is wrong.
 	signed := func(claims jwt.MapClaims, with *keys.Key) string {
 		t.Helper()
-		k := env.Keys.Signing()
+		k := env.Keys.Current().Signing()
 		if with == nil {
 			with = k
 		}
@@ -133,7 +133,7 @@ func nodeCases(t *testing.T, env *authdtest.Env) []nodeCase {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := keys.Generate(env.Keys.Signing().Alg)
+	foreign, err := keys.Generate(env.Keys.Current().Signing().Alg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -888,7 +888,7 @@ func pathIDCases() []hostileCase {
 // bearerCases: access tokens signed with the server's own key whose claims
 // are hostile, and tokens that are not quite tokens.
 func bearerCases(h *hostileEnv) []hostileCase {
-	k := h.Keys.Signing()
+	k := h.Keys.Current().Signing()
 	now := h.Clock.Now()
 	live := func() (sub, sid string) {
 		g, err := h.Sessions.PasswordGrant(context.Background(), "alice", pw, sess.Meta{})

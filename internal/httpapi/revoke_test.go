@@ -232,7 +232,7 @@ func TestAuthorization(t *testing.T) {
 	c.Role = "admin"
 	c.Subject = claimsOf(t, user.AccessToken).Subject // someone else's sub in the admin's session
 	forged := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
-	forged.Header["kid"], forged.Header["typ"] = env.Keys.Signing().ID, "at+jwt"
+	forged.Header["kid"], forged.Header["typ"] = env.Keys.Current().Signing().ID, "at+jwt"
 	_, attackerKey, _ := ed25519.GenerateKey(nil)
 	forgedTok, _ := forged.SignedString(attackerKey)
 	parts := strings.Split(admin.AccessToken, ".")

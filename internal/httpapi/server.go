@@ -41,7 +41,7 @@ type Deps struct {
 	// StatusLists serves GET /statuslists; nil (AUTHD_STATUS_LIST=off): no
 	// such route, and the metadata does not name it.
 	StatusLists *statuslist.Service
-	Keys        *keys.Set
+	Keys        keys.Source
 	Log         *slog.Logger
 	// IssuerURL is the iss claim and the base of the metadata's URLs.
 	IssuerURL      string

@@ -100,7 +100,7 @@ func TestStatusList(t *testing.T) {
 	syncLists(t, env)
 	first := a.do("GET", path, "", "", nil)
 	expect(t, "list", first, 200, "")
-	if _, bits := verifyList(t, env.Keys, first.body); bitOf(t, bits, gs.Idx) {
+	if _, bits := verifyList(t, env.Keys.Current(), first.body); bitOf(t, bits, gs.Idx) {
 		t.Fatal("a live session's bit is set")
 	}
 	expect(t, "logout", a.do("POST", "/logout", gone.AccessToken, "", nil), 200, "")
@@ -116,7 +116,7 @@ func TestStatusList(t *testing.T) {
 	if cc := r.header.Get("Cache-Control"); cc != "public, max-age=30" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	c, bits := verifyList(t, env.Keys, r.body)
+	c, bits := verifyList(t, env.Keys.Current(), r.body)
 	if !bitOf(t, bits, gs.Idx) || bitOf(t, bits, ls.Idx) {
 		t.Errorf("revoked bit %t, live bit %t", bitOf(t, bits, gs.Idx), bitOf(t, bits, ls.Idx))
 	}
@@ -130,7 +130,7 @@ func TestStatusList(t *testing.T) {
 	other := authdtest.Start(t, authdtest.Options{DB: env.DB, Keys: env.Keys, Clock: env.Clock})
 	syncLists(t, other)
 	o := &api{t: t, base: other.URL, client: a.client}
-	if _, bits := verifyList(t, env.Keys, o.do("GET", path, "", "", nil).body); !bitOf(t, bits, gs.Idx) || bitOf(t, bits, ls.Idx) {
+	if _, bits := verifyList(t, env.Keys.Current(), o.do("GET", path, "", "", nil).body); !bitOf(t, bits, gs.Idx) || bitOf(t, bits, ls.Idx) {
 		t.Error("a fresh load disagrees")
 	}
 
@@ -263,7 +263,7 @@ func TestStatusListSizes(t *testing.T) {
 	var sizes []int
 	for u := range seen {
 		if sv, ok := env.App.StatusLists.Lookup(listID(t, u.URI)); ok {
-			_, bits := verifyList(t, env.Keys, sv.JWT)
+			_, bits := verifyList(t, env.Keys.Current(), sv.JWT)
 			sizes = append(sizes, len(bits)*8)
 		}
 	}

@@ -3,23 +3,26 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/session"
 )
 
-// jwksMaxAge lets verifiers cache the key set for five minutes. They refetch
-// early when a token names an unknown kid, so a new signing key needs no
-// wait; a retired key is removed only after its tokens have expired.
-const jwksMaxAge = "public, max-age=300"
+// jwksMaxAge lets verifiers cache the key set for keys.JWKSMaxAge. A key
+// from the database is published that long before it signs
+// (internal/keyring), and verifiers refetch early on an unknown kid besides;
+// a retired key is removed only after its tokens have expired.
+var jwksMaxAge = "public, max-age=" + strconv.Itoa(int(keys.JWKSMaxAge/time.Second))
 
 func (h *handlers) jwks(c echo.Context) error {
 	c.Response().Header().Set("Cache-Control", jwksMaxAge)
-	return c.JSON(http.StatusOK, h.Keys.Document())
+	return c.JSON(http.StatusOK, h.Keys.Current().Document())
 }
 
 // serverMetadata is the RFC 8414 authorization server metadata document.
@@ -52,7 +55,7 @@ type serverMetadata struct {
 func (h *handlers) metadata(c echo.Context) error {
 	base := strings.TrimRight(h.IssuerURL, "/")
 	var algs []string
-	for _, k := range h.Keys.All() { // the signing key first
+	for _, k := range h.Keys.Current().All() { // the signing key first
 		if !slices.Contains(algs, k.Alg) {
 			algs = append(algs, k.Alg)
 		}

@@ -55,7 +55,7 @@ type list struct {
 // up to date every PollInterval (package comment). Lookup takes no lock.
 type Service struct {
 	db    *postgres.DB
-	keys  *keys.Set
+	keys  keys.Source
 	clock clock.Clock
 	log   *slog.Logger
 	cfg   Config
@@ -75,7 +75,7 @@ type Service struct {
 }
 
 // New returns a Service; Start begins its syncs.
-func New(db *postgres.DB, ks *keys.Set, c clock.Clock, log *slog.Logger, cfg Config) *Service {
+func New(db *postgres.DB, ks keys.Source, c clock.Clock, log *slog.Logger, cfg Config) *Service {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
 	}
@@ -93,7 +93,10 @@ func (s *Service) PollInterval() time.Duration { return max(s.cfg.TTL/6, time.Se
 
 // Validity is how long a signed list is valid (its exp - iat): ten ttls, so a
 // verifier rides out a few failed fetches; it is re-signed after half.
-func (s *Service) Validity() time.Duration { return 10 * s.cfg.TTL }
+func (s *Service) Validity() time.Duration { return ValidityFor(s.cfg.TTL) }
+
+// ValidityFor is the Validity of lists announcing ttl.
+func ValidityFor(ttl time.Duration) time.Duration { return 10 * ttl }
 
 // TTL is the announced ttl.
 func (s *Service) TTL() time.Duration { return s.cfg.TTL }
@@ -240,7 +243,7 @@ func (s *Service) sign(l *list, now time.Time) (*Served, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := s.keys.Signing()
+	k := s.keys.Current().Signing()
 	header, err := json.Marshal(map[string]string{"alg": k.Alg, "kid": k.ID, "typ": verifier.StatusListTyp})
 	if err != nil {
 		return nil, err

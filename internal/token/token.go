@@ -75,7 +75,7 @@ type Minted struct {
 
 // Signer signs access tokens and parses the ones it (or a retired key) signed.
 type Signer struct {
-	keys     *keys.Set
+	keys     keys.Source
 	issuer   string
 	audience string
 	ttl      time.Duration
@@ -84,7 +84,7 @@ type Signer struct {
 }
 
 // NewSigner returns a Signer for the given claims and lifetime.
-func NewSigner(ks *keys.Set, issuer, audience string, ttl time.Duration, c clock.Clock) *Signer {
+func NewSigner(ks keys.Source, issuer, audience string, ttl time.Duration, c clock.Clock) *Signer {
 	return &Signer{
 		keys: ks, issuer: issuer, audience: audience, ttl: ttl, clock: c,
 		// Pinned algorithm list (RFC 8725 3.1): never "none", never HMAC.
@@ -146,7 +146,7 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 	if a.Status != nil {
 		claims.Status = &verifier.Status{StatusList: a.Status}
 	}
-	k := i.keys.Signing()
+	k := i.keys.Current().Signing()
 	t := jwt.NewWithClaims(k.Method(), claims)
 	t.Header["kid"] = k.ID
 	t.Header["typ"] = Type
@@ -176,7 +176,7 @@ func (i *Signer) Parse(s string) (*Claims, error) {
 			return nil, fmt.Errorf("typ %q is not %s", typ, Type)
 		}
 		kid, _ := t.Header["kid"].(string)
-		k, ok := i.keys.Lookup(kid)
+		k, ok := i.keys.Current().Lookup(kid)
 		if !ok {
 			return nil, errors.New("unknown kid")
 		}

@@ -97,8 +97,8 @@ func TestParseRejects(t *testing.T) {
 	hsTok, _ := hs.SignedString([]byte("secret"))
 
 	wrongTyp := jwt.NewWithClaims(jwt.SigningMethodEdDSA, Claims{})
-	wrongTyp.Header["kid"] = iss.keys.Signing().ID
-	wrongTypTok, _ := wrongTyp.SignedString(iss.keys.Signing().Private().(ed25519.PrivateKey))
+	wrongTyp.Header["kid"] = iss.keys.Current().Signing().ID
+	wrongTypTok, _ := wrongTyp.SignedString(iss.keys.Current().Signing().Private().(ed25519.PrivateKey))
 
 	cases := map[string]string{
 		"garbage":        "not.a.jwt",
