@@ -48,16 +48,16 @@ type Options struct {
 	MaxSessionsPerUser int
 	Publisher          push.Publisher  // default push.Nop
 	Keys               keys.Source     // default: one fresh EdDSA key, unless KeyEncryptionKey
+	Clock              *clock.Manual   // default: a manual clock at a fixed time
+	DB                 *postgres.DB    // default: a fresh database (pgtest.NewDB)
+	Start              time.Time       // initial clock time when Clock is nil; default now, to the second
+	Throttle           throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
 	// KeyEncryptionKey is AUTHD_KEY_ENCRYPTION_KEY: set, the keys live in
 	// the database (internal/keyring); KeyRotation is AUTHD_KEY_ROTATION.
 	// The keyring is maintained only when a test calls App.KeyRing.Maintain,
 	// as the clock is manual.
 	KeyEncryptionKey string
 	KeyRotation      string
-	Clock              *clock.Manual   // default: a manual clock at a fixed time
-	DB                 *postgres.DB    // default: a fresh database (pgtest.NewDB)
-	Start              time.Time       // initial clock time when Clock is nil; default now, to the second
-	Throttle           throttle.Config // login throttle; zero fields take throttle.DefaultConfig's
 	// SessionIdleTTL and RefreshReuseGrace are AUTHD_SESSION_IDLE_TTL and
 	// AUTHD_REFRESH_REUSE_GRACE; default 0, off.
 	SessionIdleTTL    time.Duration
