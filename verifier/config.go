@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Clock tells the time. Verify, the denylist's expiry and the staleness
-// check read it; poll scheduling and the JWKS rate limit use real timers.
+// Clock tells the time. Verify, the denylist's expiry, the staleness check
+// and the JWKS's age (refetched before it outlives its max-age) read it;
+// poll scheduling and the unknown-kid rate limit use real timers.
 // *verifiertest.Clock, authd's own test clock and any other type with a Now
 // method satisfy it.
 type Clock interface {

@@ -22,7 +22,8 @@ type helpCase struct {
 // (groups) its usage must name. TestHelpCoversEveryCommand keeps it complete.
 var helpCases = []helpCase{
 	{path: nil, subs: []string{"serve", "migrate up", "migrate down", "migrate version", "user create", "user disable",
-		"user enable", "user set-role", "user reset-password", "user add-secret", "user remove-secret", "session list", "session revoke", "session revoke-all", "audit list", "keys generate", "version"}},
+		"user enable", "user set-role", "user reset-password", "user add-secret", "user remove-secret", "session list", "session revoke", "session revoke-all", "audit list", "keys generate", "keys kek",
+		"keys list", "keys rotate", "keys import", "version"}},
 	{path: []string{"serve"}, flags: []string{"--no-migrate", "--bootstrap-admin"}},
 	{path: []string{"migrate"}, subs: []string{"up", "down", "version"}},
 	{path: []string{"migrate", "up"}},
@@ -42,8 +43,12 @@ var helpCases = []helpCase{
 	{path: []string{"session", "revoke-all"}, flags: []string{"--reason", "--actor"}},
 	{path: []string{"audit"}, subs: []string{"list"}},
 	{path: []string{"audit", "list"}, flags: []string{"--user", "--session", "--type", "--since", "--until", "--json", "--actor"}},
-	{path: []string{"keys"}, subs: []string{"generate"}},
+	{path: []string{"keys"}, subs: []string{"generate", "kek", "list", "rotate", "import"}},
 	{path: []string{"keys", "generate"}, flags: []string{"--out", "--alg"}},
+	{path: []string{"keys", "kek"}},
+	{path: []string{"keys", "list"}},
+	{path: []string{"keys", "rotate"}, flags: []string{"--actor"}},
+	{path: []string{"keys", "import"}, flags: []string{"--files", "--actor"}},
 	{path: []string{"version"}},
 }
 
