@@ -177,6 +177,7 @@ func (r *Ring) Maintain(ctx context.Context) error {
 		if rows, err = r.change(ctx, r.scheduled); err != nil {
 			return err
 		}
+		r.cfg.Log.Info("keyring: scheduled key change done", "keys", len(rows))
 	}
 	return r.use(rows)
 }
@@ -400,8 +401,13 @@ func (r *Ring) recompute() error {
 	}
 	prev := r.cur.Load()
 	r.cur.Store(&state{set: set, until: next})
-	if r.cfg.OnChange != nil && (prev == nil || !sameSet(prev.set, set)) {
-		r.cfg.OnChange(set)
+	if prev == nil || !sameSet(prev.set, set) {
+		if prev == nil || prev.set.Signing().ID != set.Signing().ID {
+			r.cfg.Log.Info("keyring: signing with a new key", "kid", set.Signing().ID, "published", len(set.All()))
+		}
+		if r.cfg.OnChange != nil {
+			r.cfg.OnChange(set)
+		}
 	}
 	return nil
 }
