@@ -59,8 +59,6 @@ type Config struct {
 	// Interval is how often the table is re-read; default DefaultInterval.
 	Interval time.Duration
 	Log      *slog.Logger
-	// OnChange, if set, hears of every Set the ring switches to.
-	OnChange func(*keys.Set)
 }
 
 // Lead is the shortest publication lead that keeps every verifier ahead of
@@ -401,28 +399,10 @@ func (r *Ring) recompute() error {
 	}
 	prev := r.cur.Load()
 	r.cur.Store(&state{set: set, until: next})
-	if prev == nil || !sameSet(prev.set, set) {
-		if prev == nil || prev.set.Signing().ID != set.Signing().ID {
-			r.cfg.Log.Info("keyring: signing with a new key", "kid", set.Signing().ID, "published", len(set.All()))
-		}
-		if r.cfg.OnChange != nil {
-			r.cfg.OnChange(set)
-		}
+	if prev == nil || prev.set.Signing().ID != set.Signing().ID {
+		r.cfg.Log.Info("keyring: signing with a new key", "kid", set.Signing().ID, "published", len(set.All()))
 	}
 	return nil
-}
-
-func sameSet(a, b *keys.Set) bool {
-	x, y := a.All(), b.All()
-	if len(x) != len(y) {
-		return false
-	}
-	for i := range x {
-		if x[i].ID != y[i].ID {
-			return false
-		}
-	}
-	return true
 }
 
 // ErrNotEmpty: keys were to be imported into a table that already has some.
