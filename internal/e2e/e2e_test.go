@@ -102,7 +102,7 @@ type options struct {
 	pollInterval time.Duration
 	maxStaleness time.Duration
 	failOpen     bool
-	keys         *keys.Set
+	keys         keys.Source
 }
 
 // setup starts authd (with the Redis publisher when o.push), a proxy in
