@@ -78,6 +78,14 @@ func (p *Pruner) Run(ctx context.Context) (int64, error) {
 		}
 		attrs = append(attrs, "login_failures_deleted", m)
 	}
+	// A verifier silent for a whole session retention is gone from the
+	// fleet: its row would only ever show as silent.
+	m, err := p.DB.DeleteFeedClients(ctx, before)
+	if err != nil {
+		p.Log.Error("prune: feed clients failed; will retry on the next tick", "err", err)
+		return n, err
+	}
+	attrs = append(attrs, "feed_clients_deleted", m)
 	if p.AuditRetention > 0 {
 		m, err := p.pruneAudit(ctx)
 		if err != nil {

@@ -187,3 +187,44 @@ func TestPrunerDeletesAuditEventsPastRetention(t *testing.T) {
 		t.Errorf("%d bulk rows past retention survived", n)
 	}
 }
+
+// TestPrunerForgetsSilentVerifiers: a verifier that has not polled for a
+// session retention, or whose identity is gone, leaves the fleet table; one
+// that polled inside it stays.
+func TestPrunerForgetsSilentVerifiers(t *testing.T) {
+	db := pgtest.NewDB(t)
+	ctx := context.Background()
+	if err := db.RefreshSchema(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	retention := 720 * time.Hour
+	svc := func(name string) string {
+		id := uuid.NewString()
+		if err := db.CreateUser(ctx, postgres.User{ID: id, Username: name, PasswordHash: "x", Role: "service", CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	current, silent := svc("current-svc"), svc("silent-svc")
+	gone := uuid.NewString() // polled, then its identity was deleted
+	if err := db.RecordFeedPolls(ctx, []postgres.FeedPoll{
+		{UserID: current, At: now.Add(-retention + time.Minute), Cursor: 1},
+		{UserID: silent, At: now.Add(-retention - time.Minute), Cursor: 1},
+		{UserID: gone, At: now, Cursor: 1},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := &jobs.Pruner{DB: db, Clock: clock.NewManual(now), Retention: retention,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, err := p.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	left, err := db.FeedClients(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].UserID != current {
+		t.Fatalf("fleet after pruning: %+v, want only %s", left, current)
+	}
+}

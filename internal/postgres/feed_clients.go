@@ -77,3 +77,21 @@ func (db *DB) FeedClients(ctx context.Context) ([]FeedClient, error) {
 	}
 	return out, nil
 }
+
+// DeleteFeedClients forgets the identities that have not polled since
+// before, or no longer exist: GET /verifiers lists the fleet, not everyone
+// that ever polled. The table holds a row per service identity, so one
+// statement suffices.
+func (db *DB) DeleteFeedClients(ctx context.Context, before time.Time) (int64, error) {
+	if !db.Fleet() {
+		return 0, nil
+	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, `DELETE FROM feed_clients f
+		WHERE f.last_poll_at < $1 OR NOT EXISTS (SELECT 1 FROM users u WHERE u.id = f.user_id)`, before)
+	if err != nil {
+		return 0, fmt.Errorf("delete silent feed clients: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
