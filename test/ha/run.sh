@@ -70,10 +70,10 @@ for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && bre
 echo "test-ha: PgBouncer $(pgbouncer --version | head -n1 | awk '{print $2}') on 127.0.0.1:$port, pool_mode = transaction (pid $pid)"
 
 # Every statement in internal/postgres is run by its own tests and again by
-# the session, account and HTTP tests that drive it end to end.
+# the session, account, keyring and HTTP tests that drive it end to end.
 if ! AUTHD_TEST_POOLER_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable" \
   "$GO" test -race -count=1 ./internal/postgres/ ./internal/session/ ./internal/account/ \
-  ./internal/throttle/ ./internal/jobs/ ./internal/httpapi/; then
+  ./internal/throttle/ ./internal/jobs/ ./internal/keyring/ ./internal/httpapi/; then
   echo "test-ha: failed through PgBouncer; the end of its log:" >&2
   grep -v 'closing because\|login attempt\|new connection\|not linked\|auto-database' "$tmp/pgbouncer.log" | tail -n 40 >&2
   exit 1
