@@ -21,10 +21,11 @@ import (
 // QueryRow, SendBatch. Nested transactions, COPY and large objects are not
 // supported; nothing in this package needs them.
 type lazyTx struct {
-	conn  *pgxpool.Conn
-	open  []string // sent before the first statement
-	begun bool     // open has been sent
-	done  bool     // committed or rolled back
+	conn      *pgxpool.Conn
+	open      []string // sent before the first statement
+	begun     bool     // open has been sent
+	done      bool     // committed or rolled back
+	committed bool     // by execCommit
 }
 
 var errLazyTxUnsupported = errors.New("postgres: not supported in this transaction")
@@ -48,7 +49,60 @@ func runLazyTx(ctx context.Context, pool *pgxpool.Pool, open []string, fn func(p
 	if err := fn(tx); err != nil {
 		return err
 	}
+	if tx.committed {
+		return nil // by its last statement (execCommit)
+	}
 	return tx.Commit(ctx)
+}
+
+// execCommit runs sql as the transaction's last statement, with COMMIT in
+// the same pipeline (and the opening statements before it, if none was sent
+// yet): one round trip fewer than Exec and Commit. If sql fails, nothing of
+// the transaction commits. Any statement after it fails with
+// pgx.ErrTxClosed, so a misplaced call cannot go unnoticed.
+func (tx *lazyTx) execCommit(ctx context.Context, sql string, args []any) error {
+	if tx.done {
+		return pgx.ErrTxClosed
+	}
+	opened := !tx.begun
+	var b *pgx.Batch
+	if opened {
+		b = tx.withOpen(sql, args)
+	} else {
+		b = &pgx.Batch{}
+		b.Queue(sql, args...)
+	}
+	b.Queue("commit")
+	tx.done = true
+	br := tx.conn.SendBatch(ctx, b)
+	var err error
+	if opened {
+		err = tx.skipOpen(br)
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec() // the COMMIT
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil {
+		// A failed statement skips the rest of the pipeline, COMMIT
+		// included, and leaves the transaction aborted: end it.
+		if tx.conn.Conn().PgConn().TxStatus() != 'I' {
+			tx.done = false
+			_ = tx.Rollback(ctx)
+		}
+		return err
+	}
+	tx.committed = true
+	return nil
 }
 
 // withOpen returns a batch of tx's opening statements followed by the
@@ -74,6 +128,9 @@ func (tx *lazyTx) skipOpen(br pgx.BatchResults) error {
 }
 
 func (tx *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if tx.done {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
 	if tx.begun {
 		return tx.conn.Exec(ctx, sql, args...)
 	}
@@ -90,6 +147,9 @@ func (tx *lazyTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Com
 }
 
 func (tx *lazyTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if tx.done {
+		return &failedRows{err: pgx.ErrTxClosed}, pgx.ErrTxClosed
+	}
 	if tx.begun {
 		return tx.conn.Query(ctx, sql, args...)
 	}
@@ -108,6 +168,9 @@ func (tx *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
 func (tx *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if tx.done {
+		return failedBatch{err: pgx.ErrTxClosed}
+	}
 	if !tx.begun {
 		// Its error is the batch's too: a connection that failed stays
 		// failed, and a transaction that failed to open refuses the batch.
@@ -250,3 +313,15 @@ func (r *failedRows) Values() ([]any, error)                       { return nil,
 func (r *failedRows) RawValues() [][]byte                          { return nil }
 func (r *failedRows) Conn() *pgx.Conn                              { return nil }
 func (r *failedRows) TypeMap() *pgtype.Map                         { return nil }
+
+// failedBatch is the BatchResults of a batch that was never sent. The
+// methods it does not override are never called by this package.
+type failedBatch struct {
+	pgx.BatchResults
+	err error
+}
+
+func (b failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b failedBatch) Query() (pgx.Rows, error)         { return &failedRows{err: b.err}, b.err }
+func (b failedBatch) QueryRow() pgx.Row                { return lazyRow{&failedRows{err: b.err}} }
+func (b failedBatch) Close() error                     { return b.err }

@@ -392,6 +392,12 @@ type Rotation struct {
 // hold every rotated-away token and each of them is found as a reuse. One
 // statement (rotateRefresh), so the move and the update cannot part. Lock
 // the row first (LockSessionByRefreshHash).
+//
+// In a revoking or minting transaction (InRevokeTx, InMintTx) it is the
+// transaction's last statement and commits it: it travels with the COMMIT
+// in one pipeline, one round trip fewer per refresh (issue 14). fn must
+// return right after it; a statement after it fails, and an error fn
+// returns after it no longer undoes the rotation.
 func (tx *Tx) RotateRefresh(r Rotation) error {
 	set := rotateSet
 	args := pgx.NamedArgs{"new": r.NewHash, "at": r.At, "jti": r.JTI, "exp": r.AccessExp, "sid": r.SID}
@@ -402,10 +408,20 @@ func (tx *Tx) RotateRefresh(r Rotation) error {
 		set, args["iat"] = set+`, last_iat = @iat`, r.IssuedAt
 	}
 	q := rotateHistory + ` UPDATE sessions SET ` + set + ` WHERE id = @sid`
-	if _, err := tx.tx.Exec(tx.ctx, q, args); err != nil {
+	if err := tx.execLast(q, args); err != nil {
 		return fmt.Errorf("rotate session %s: %w", r.SID, err)
 	}
 	return nil
+}
+
+// execLast runs the transaction's last statement: with its COMMIT in a
+// lazyTx, as a plain statement otherwise (InTx commits after fn).
+func (tx *Tx) execLast(sql string, args ...any) error {
+	if lt, ok := tx.tx.(*lazyTx); ok {
+		return lt.execCommit(tx.ctx, sql, args)
+	}
+	_, err := tx.tx.Exec(tx.ctx, sql, args...)
+	return err
 }
 
 // RevokeRequest says who revokes which session, when and why.

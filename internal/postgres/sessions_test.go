@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/google/uuid"
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -259,26 +261,61 @@ func testRefreshRotation(t *testing.T, bySID bool) {
 		}
 	})
 
-	t.Run("ARolledBackRotationLeavesTheOldTokenCurrent", func(t *testing.T) {
+	t.Run("AFailedRotationRollsTheWholeTransactionBack", func(t *testing.T) {
+		t.Parallel()
+		db, b := setup(t)
+		if err := db.RefreshSchema(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sid := liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
+		// The rotation commits with the transaction's COMMIT in one
+		// pipeline; when its statement fails, nothing before it commits.
+		err := db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
+			if _, err := tx.LockSessionByRefreshHash(named(sid), token.HashRefresh("r0")); err != nil {
+				return err
+			}
+			if err := tx.Audit(postgres.AuditEvent{At: t0, Type: "test_marker"}); err != nil {
+				return err
+			}
+			return tx.RotateRefresh(postgres.Rotation{SID: "not a uuid", NewHash: token.HashRefresh("r1"), JTI: uuid.NewString(),
+				AccessExp: t0.Add(time.Hour), At: t0})
+		})
+		if err == nil {
+			t.Fatal("a rotation of a malformed sid succeeded")
+		}
+		var n int
+		if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE type = 'test_marker'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatal("a statement before the failed rotation committed")
+		}
+		if r, err := lockRefresh(db, sid, "r0"); err != nil || r.Reused {
+			t.Fatalf("r0: %+v, %v; want still current", r, err)
+		}
+	})
+
+	t.Run("TheRotationIsTheLastStatement", func(t *testing.T) {
 		t.Parallel()
 		db, b := setup(t)
 		sid := liveSession(t, db, b, createUser(t, db, b, "alice", "user"), "r0")
-		failed := errors.New("the grant failed")
+		var after error
 		err := db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
 			if err := tx.RotateRefresh(postgres.Rotation{SID: sid, NewHash: token.HashRefresh("r1"), JTI: uuid.NewString(),
 				AccessExp: t0.Add(time.Hour), At: t0}); err != nil {
 				return err
 			}
-			return failed
+			_, after = tx.LockSessionByRefreshHash(named(sid), token.HashRefresh("r1"))
+			return nil
 		})
-		if !errors.Is(err, failed) {
-			t.Fatalf("InRevokeTx = %v, want fn's error", err)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if r, err := lockRefresh(db, sid, "r0"); err != nil || r.Reused {
-			t.Fatalf("r0: %+v, %v; want still current", r, err)
+		if !errors.Is(after, pgx.ErrTxClosed) {
+			t.Fatalf("a statement after the rotation: %v, want pgx.ErrTxClosed", after)
 		}
-		if _, err := lockRefresh(db, sid, "r1"); !errors.Is(err, postgres.ErrNotFound) {
-			t.Fatalf("r1: %v, want ErrNotFound", err)
+		if r, err := lockRefresh(db, sid, "r1"); err != nil || r.Reused {
+			t.Fatalf("r1: %+v, %v; want the committed rotation's token current", r, err)
 		}
 	})
 
