@@ -36,6 +36,34 @@ func BenchmarkRefreshGrant(b *testing.B) {
 	}
 }
 
+// BenchmarkLogout measures POST /logout over HTTP against the real
+// database: the bearer check and the one-statement revoking transaction.
+// Its sessions are made before the timer starts (run it with -benchtime Nx).
+func BenchmarkLogout(b *testing.B) {
+	env := authdtest.Start(b, authdtest.Options{})
+	env.CreateUser(b, "bench", "user", pw)
+	tokens := make([]string, b.N)
+	for i := range tokens {
+		tokens[i] = env.Login(b, "bench", pw).AccessToken
+	}
+	client := env.Server.Client()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		req, _ := http.NewRequest(http.MethodPost, env.URL+"/logout", nil)
+		req.Header.Set("Authorization", "Bearer "+tokens[i])
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("logout: %d %s", res.StatusCode, body)
+		}
+	}
+}
+
 // BenchmarkFeed seeds 1,000,000 sessions, 10,000 of them revoked with live
 // tokens (and 50,000 more revoked long ago, their tokens expired), then
 // measures an empty delta poll and the full snapshot, plain and gzip.

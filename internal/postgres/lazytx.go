@@ -61,6 +61,23 @@ func runLazyTx(ctx context.Context, pool *pgxpool.Pool, open []string, fn func(p
 // the transaction commits. Any statement after it fails with
 // pgx.ErrTxClosed, so a misplaced call cannot go unnoticed.
 func (tx *lazyTx) execCommit(ctx context.Context, sql string, args []any) error {
+	return tx.commitWith(ctx, sql, args, func(br pgx.BatchResults) error {
+		_, err := br.Exec()
+		return err
+	})
+}
+
+// queryRowCommit is execCommit for a statement returning at most one row,
+// scanned into dest; no row is pgx.ErrNoRows, and the transaction commits.
+func (tx *lazyTx) queryRowCommit(ctx context.Context, sql string, args []any, dest ...any) error {
+	return tx.commitWith(ctx, sql, args, func(br pgx.BatchResults) error {
+		return br.QueryRow().Scan(dest...)
+	})
+}
+
+// commitWith sends sql and COMMIT in one pipeline and reads sql's results
+// with read.
+func (tx *lazyTx) commitWith(ctx context.Context, sql string, args []any, read func(pgx.BatchResults) error) error {
 	if tx.done {
 		return pgx.ErrTxClosed
 	}
@@ -75,12 +92,15 @@ func (tx *lazyTx) execCommit(ctx context.Context, sql string, args []any) error 
 	b.Queue("commit")
 	tx.done = true
 	br := tx.conn.SendBatch(ctx, b)
-	var err error
+	var err, noRows error
 	if opened {
 		err = tx.skipOpen(br)
 	}
 	if err == nil {
-		_, err = br.Exec()
+		// No row is an answer, not a failure: the COMMIT still runs.
+		if err = read(br); errors.Is(err, pgx.ErrNoRows) {
+			noRows, err = err, nil
+		}
 	}
 	var tag pgconn.CommandTag
 	if err == nil {
@@ -102,7 +122,7 @@ func (tx *lazyTx) execCommit(ctx context.Context, sql string, args []any) error 
 		return err
 	}
 	tx.committed = true
-	return nil
+	return noRows
 }
 
 // withOpen returns a batch of tx's opening statements followed by the

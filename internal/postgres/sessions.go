@@ -424,6 +424,14 @@ func (tx *Tx) execLast(sql string, args ...any) error {
 	return err
 }
 
+// queryRowLast is execLast for a statement returning at most one row.
+func (tx *Tx) queryRowLast(sql string, args []any, dest ...any) error {
+	if lt, ok := tx.tx.(*lazyTx); ok {
+		return lt.queryRowCommit(tx.ctx, sql, args, dest...)
+	}
+	return tx.tx.QueryRow(tx.ctx, sql, args...).Scan(dest...)
+}
+
 // RevokeRequest says who revokes which session, when and why.
 type RevokeRequest struct {
 	SID    string
@@ -457,7 +465,9 @@ func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*RevokeResult
 	var out *RevokeResult
 	err := db.InRevokeTx(ctx, func(tx *Tx) error {
 		var err error
-		out, err = tx.RevokeSession(r)
+		// Its only statement, so it travels with the BEGIN and the COMMIT:
+		// a logout's revocation is one round trip.
+		out, err = tx.revokeSession(r, true)
 		return err
 	})
 	return out, err
@@ -468,6 +478,12 @@ func (db *DB) RevokeSession(ctx context.Context, r RevokeRequest) (*RevokeResult
 // first time, reason and actor and gets nil, as does an unknown sid. Run it
 // in InRevokeTx.
 func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
+	return tx.revokeSession(r, false)
+}
+
+// revokeSession is RevokeSession, as the transaction's last statement when
+// last (Tx.queryRowLast).
+func (tx *Tx) revokeSession(r RevokeRequest, last bool) (*RevokeResult, error) {
 	q := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
 		WHERE id = @sid AND revoked_at IS NULL
 		RETURNING last_jti::text AS jti, id, extract(epoch FROM access_exp)::bigint AS exp, ` + tx.seqColumn() + ` AS seq,
@@ -488,8 +504,13 @@ func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
 		q = `WITH r AS (` + q + `) SELECT jti, id::text, exp, seq, revoked_at, revoked_reason, by FROM r`
 	}
 	var out RevokeResult
-	err := tx.tx.QueryRow(tx.ctx, q, args).
-		Scan(&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.Entry.Seq, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID)
+	dest := []any{&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.Entry.Seq, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID}
+	var err error
+	if last {
+		err = tx.queryRowLast(q, []any{args}, dest...)
+	} else {
+		err = tx.tx.QueryRow(tx.ctx, q, args).Scan(dest...)
+	}
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil
