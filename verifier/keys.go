@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -76,8 +77,11 @@ type keyCache struct {
 	mu        sync.RWMutex
 	keys      map[string]publicKey
 	fetchedAt time.Time     // clock time of the last good fetch
-	maxAge    time.Duration // the last good answer's max-age
+	maxAge    time.Duration // the last good answer's max-age, less its Age
 	fetches   uint64        // fetches attempted
+	retryAt   time.Time     // clock time before which a failed refetch is not retried
+
+	refetching atomic.Bool // a max-age refetch runs (refetchAhead)
 
 	fetchMu   sync.Mutex
 	inflight  chan struct{} // closed when the running fetch ends; nil if none
@@ -164,11 +168,34 @@ func (c *keyCache) refresh(ctx context.Context, force bool) error {
 }
 
 // due reports whether the set will be older than its max-age within d, so
-// a caller that looks every d refetches it in time.
+// a caller that looks every d refetches it in time; not while a failed
+// refetch waits for its retry.
 func (c *keyCache) due(d time.Duration) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return !c.fetchedAt.IsZero() && c.clock.Now().Sub(c.fetchedAt)+d >= c.maxAge
+	now := c.clock.Now()
+	return !c.fetchedAt.IsZero() && !now.Before(c.retryAt) && now.Sub(c.fetchedAt)+d >= c.maxAge
+}
+
+// refetchAhead refetches the set in the background unless a refetch runs
+// already, so a slow or unreachable JWKS never holds up the feed poll that
+// asked; after a failure it is not due again for a tenth of the max-age
+// (at least minJWKSMaxAge), so an outage is not met with a fetch per poll.
+// It returns at once; wg tracks the fetch, which ends with ctx.
+func (c *keyCache) refetchAhead(ctx context.Context, wg *sync.WaitGroup) {
+	if !c.refetching.CompareAndSwap(false, true) {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer c.refetching.Store(false)
+		if err := c.refresh(ctx, true); err != nil {
+			c.mu.Lock()
+			c.retryAt = c.clock.Now().Add(max(c.maxAge/10, minJWKSMaxAge))
+			c.mu.Unlock()
+		}
+	}()
 }
 
 // stats is when the set was last fetched and how many fetches were tried.
@@ -200,7 +227,13 @@ func (c *keyCache) fetch(ctx context.Context) (map[string]publicKey, time.Durati
 		return nil, 0, errors.New("jwks: document too large")
 	}
 	keys, err := parseJWKS(body, c.log)
-	return keys, jwksMaxAge(res.Header.Get("Cache-Control")), err
+	// A shared cache in front answers with the Age of its copy (RFC 9111
+	// section 5.1): the set is that much older already.
+	age := jwksMaxAge(res.Header.Get("Cache-Control"))
+	if a, aerr := strconv.ParseInt(res.Header.Get("Age"), 10, 64); aerr == nil && a > 0 {
+		age = max(age-time.Duration(min(a, int64(maxJWKSMaxAge/time.Second)))*time.Second, minJWKSMaxAge)
+	}
+	return keys, age, err
 }
 
 // jwksMaxAge is the max-age directive of a Cache-Control value (RFC 9111

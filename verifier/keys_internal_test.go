@@ -41,6 +41,14 @@ func TestKeyCacheDue(t *testing.T) {
 	if !c.due(30 * time.Second) {
 		t.Fatal("not due although the next poll would be past max-age")
 	}
+	c.retryAt = clk.t.Add(time.Second) // a refetch just failed
+	if c.due(30 * time.Second) {
+		t.Fatal("due again before the failed refetch's retry time")
+	}
+	clk.t = c.retryAt
+	if !c.due(30 * time.Second) {
+		t.Fatal("not due at the retry time")
+	}
 	if (&keyCache{clock: clk, maxAge: time.Minute}).due(time.Hour) {
 		t.Fatal("a cache never fetched is due (the initial load fetches it)")
 	}

@@ -237,7 +237,7 @@ func (v *Verifier) pollLoop(ctx context.Context) {
 		// ahead of signing with it is then known before any token names it,
 		// however the unknown-kid refetch is rate limited.
 		if v.keys.due(v.cfg.PollInterval + v.cfg.PollInterval/10) { // the longest jittered wait
-			_ = v.keys.refresh(ctx, true) // logged; the current keys stay
+			v.keys.refetchAhead(ctx, &v.wg) // failures are logged; the current keys stay
 		}
 		// At most one sweep per Clock second: a pass over a large list is
 		// not free, and entries only expire with whole seconds.

@@ -131,7 +131,7 @@ func keysList(ctx context.Context, e env) error {
 	now := a.Clock.Now()
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tPUBLISHED\tSIGNS FROM\tRETIRES")
-	if a.KeyRing == nil {
+	if a.Config.KeyEncryptionKey == "" {
 		for i, k := range a.Keys.Current().All() {
 			state := "published"
 			if i == 0 {
@@ -141,9 +141,25 @@ func keysList(ctx context.Context, e env) error {
 		}
 		return tw.Flush()
 	}
-	signing := a.Keys.Current().Signing().ID
-	for _, t := range a.KeyRing.Keys() {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Key.ID, t.Key.Alg, keyState(t, signing, now),
+	// The schedule only: listing opens no private key.
+	kc, err := a.KeyRingConfig()
+	if err != nil {
+		return err
+	}
+	rows, err := a.DB.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	ts := keyring.Schedule(rows, kc.RetireAfter)
+	signing := ""
+	var latest time.Time
+	for _, t := range ts {
+		if t.Published(now) && !t.SignAt.After(now) && !t.SignAt.Before(latest) {
+			signing, latest = t.KID, t.SignAt
+		}
+	}
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.KID, t.Alg, keyState(t, signing, now),
 			at(t.PublishAt), at(t.SignAt), at(t.RetireAt))
 	}
 	return tw.Flush()
@@ -151,7 +167,7 @@ func keysList(ctx context.Context, e env) error {
 
 func keyState(t keys.Timed, signing string, now time.Time) string {
 	switch {
-	case t.Key.ID == signing:
+	case t.KID == signing:
 		return "signing"
 	case !t.Published(now):
 		return "retired"
@@ -174,8 +190,11 @@ func keysRotate(ctx context.Context, e env) error {
 		return err
 	}
 	defer a.Close()
-	if a.KeyRing == nil {
+	switch {
+	case a.Config.KeyEncryptionKey == "":
 		return errFileKeys
+	case a.KeyRing == nil:
+		return keyring.ErrNoKeys
 	}
 	kid, signAt, err := a.KeyRing.Rotate(ctx)
 	if err != nil {

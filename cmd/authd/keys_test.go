@@ -25,6 +25,14 @@ func TestKeysCommands(t *testing.T) {
 		t.Fatalf("keys kek printed an unusable key: %v", err)
 	}
 	c.vars["AUTHD_KEY_ENCRYPTION_KEY"] = kek
+	// Admin commands before the first server or the import make no key.
+	if _, err := c.authd(t, "", "keys", "rotate"); err == nil || !strings.Contains(err.Error(), "no signing key yet") {
+		t.Fatalf("rotate on an empty table: %v", err)
+	}
+	c.must(t, "", "keys", "list")
+	if n := len(signingKeyRows(t, c)); n != 0 {
+		t.Fatalf("%d keys made by admin commands", n)
+	}
 
 	dir := t.TempDir()
 	signing, retired := filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
@@ -75,4 +83,17 @@ func lineHas(out, kid, state string) bool {
 		}
 	}
 	return false
+}
+
+func signingKeyRows(t *testing.T, c cliEnv) []string {
+	t.Helper()
+	rows, err := c.DB.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, r := range rows {
+		kids = append(kids, r.KID)
+	}
+	return kids
 }

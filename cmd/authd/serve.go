@@ -85,7 +85,7 @@ func serve(ctx context.Context, noMigrate, bootstrap bool, e env) error {
 			return err
 		}
 	}
-	a, err := app.New(ctx, cfg, app.Deps{Log: log})
+	a, err := app.New(ctx, cfg, app.Deps{Log: log, CreateFirstKey: true})
 	if err != nil {
 		return err
 	}

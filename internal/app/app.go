@@ -50,6 +50,10 @@ type Deps struct {
 	// set, else to the files of cfg.SigningKeys or, when there are none, one
 	// ephemeral key (App.EphemeralKey tells).
 	Keys keys.Source
+	// CreateFirstKey lets the database keyring make the first signing key
+	// of an empty table (authd serve, and tests); without it the App of an
+	// admin command, which signs nothing, gets an ephemeral key instead.
+	CreateFirstKey bool
 	// Publisher defaults to Redis on cfg.RedisURL, or push.Nop without one.
 	// A Publisher given here is the caller's to close.
 	Publisher push.Publisher
@@ -127,7 +131,7 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		a.closers = append(a.closers, a.DB.Close)
 	}
 	if a.Keys == nil {
-		if err := a.loadKeys(ctx); err != nil {
+		if err := a.loadKeys(ctx, d.CreateFirstKey); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -14,10 +15,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	authdtoken "github.com/seedc5a8123e/authd/internal/token"
 
 	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/config"
+	"github.com/seedc5a8123e/authd/internal/keyring"
+	"github.com/seedc5a8123e/authd/internal/keys"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
+	"github.com/seedc5a8123e/authd/internal/statuslist"
+	"github.com/seedc5a8123e/authd/verifier"
 )
 
 const module = "github.com/seedc5a8123e/authd/"
@@ -190,6 +198,44 @@ func TestConsoleSwitch(t *testing.T) {
 		a.Close()
 		if want := map[bool]int{true: http.StatusOK, false: http.StatusNotFound}[on]; res.StatusCode != want || (a.Console != nil) != on {
 			t.Errorf("console %t: GET /console/login = %d, want %d; App.Console set = %t", on, res.StatusCode, want, a.Console != nil)
+		}
+	}
+}
+
+// TestKeyRingRetiresNoLiveKey: the keyring's timings, from the
+// configuration, keep every key published for as long as anything it signed
+// verifies. The worst case: a replica whose clock lags by the skew signs
+// with the old key until SignAt + skew; the token's exp is that plus its
+// lifetime, and a verifier accepts it for its leeway more; a replica whose
+// clock leads withdraws the key at RetireAt - skew. And a new key signs only
+// after every JWKS cached before it appeared has expired, across the
+// replicas' re-read interval and the skew both ways.
+func TestKeyRingRetiresNoLiveKey(t *testing.T) {
+	for _, statusList := range []bool{false, true} {
+		cfg := testConfig(t, pgtest.URL(t))
+		cfg.KeyEncryptionKey, _ = keys.NewKEK()
+		cfg.AccessTTL, cfg.StatusList, cfg.StatusListTTL = 10*time.Minute, statusList, time.Hour
+		a, err := app.New(context.Background(), cfg, app.Deps{Log: discard(), CreateFirstKey: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := a.KeyRingConfig()
+		a.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lifetime := cfg.AccessTTL
+		if statusList {
+			lifetime = statuslist.ValidityFor(cfg.StatusListTTL)
+		}
+		if need := lifetime + verifier.DefaultLeeway + 2*authdtoken.MaxClockSkew; kc.RetireAfter < need {
+			t.Errorf("status lists %t: RetireAfter %s, need at least %s", statusList, kc.RetireAfter, need)
+		}
+		if kc.Skew < authdtoken.MaxClockSkew || !kc.CheckDBClock {
+			t.Errorf("skew %s, clock check %t: want authdtoken.MaxClockSkew, checked against the database", kc.Skew, kc.CheckDBClock)
+		}
+		if lead := keyring.Lead(keyring.DefaultInterval, kc.Skew); lead < keys.JWKSMaxAge+keyring.DefaultInterval+2*authdtoken.MaxClockSkew {
+			t.Errorf("lead %s is too short", lead)
 		}
 	}
 }

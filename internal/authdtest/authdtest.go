@@ -166,7 +166,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := app.New(context.Background(), Config(t, o), app.Deps{
-		Log: log, Clock: o.Clock, DB: o.DB, Keys: o.Keys, Publisher: o.Publisher, Password: &cheapHash,
+		Log: log, Clock: o.Clock, DB: o.DB, Keys: o.Keys, Publisher: o.Publisher, Password: &cheapHash, CreateFirstKey: true,
 	})
 	if err != nil {
 		t.Fatal(err)

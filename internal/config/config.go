@@ -125,7 +125,8 @@ type Config struct {
 	KeyEncryptionKey string
 	// KeyRotation is AUTHD_KEY_ROTATION, the cron spec of database key
 	// rotations. Default "@every 720h"; two runs at least
-	// MinKeyRotationInterval and 2 x AUTHD_ACCESS_TTL apart.
+	// MinKeyRotationInterval, 2 x AUTHD_ACCESS_TTL and (with status lists)
+	// 2 x their validity apart: faster would only pile up published keys.
 	KeyRotation string
 	// KeyAlgorithm is AUTHD_KEY_ALGORITHM, the algorithm of new database
 	// keys: EdDSA (default) or ES256.
@@ -362,6 +363,11 @@ func (c Config) Validate() error {
 	// The narrowest gap of the next year of runs (a monthly spec's February
 	// is shorter than its other months).
 	minGap := max(MinKeyRotationInterval, 2*c.AccessTTL)
+	if c.StatusList {
+		// A replaced key also stays published for a signed status list's
+		// validity (statuslist.ValidityFor: ten ttls).
+		minGap = max(minGap, 2*10*c.StatusListTTL)
+	}
 	for t, i := rot.Next(time.Unix(0, 0).UTC()), 0; i < 400; i++ {
 		n := rot.Next(t)
 		if n.Sub(t) < minGap {

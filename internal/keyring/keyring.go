@@ -3,21 +3,24 @@
 // schedule without a restart or a rejected token:
 //
 //  1. A rotation adds a key that is published in the JWKS at once but signs
-//     only Lead later (at least the JWKS max-age, plus how long a replica
-//     may take to read the table, plus clock skew), so every verifier's
-//     cached key set holds the key before any token names it.
+//     only Lead later (the JWKS max-age, plus how long a replica may take to
+//     read the table, plus clock skew both ways), so every verifier's cached
+//     key set holds the key before any token names it.
 //  2. At SignAt every replica switches to it: each computes the signing key
 //     from the rows and its own clock (keys.At), so no message is needed at
 //     the switch, and a replica that has not re-read the table since the
 //     rotation still switches on time.
-//  3. The keys it replaces stay published until RetireAfter past the switch
-//     (the longest lifetime of anything they signed, plus leeway and
-//     skew), then their rows, private keys included, are deleted.
+//  3. The keys it replaces stay published for RetireAfter past the switch
+//     (the longest lifetime of anything they signed, plus the verifiers'
+//     leeway and clock skew both ways), counted by each replica from its own
+//     configuration, then their rows, private keys included, are deleted.
 //
-// Every replica re-reads the table every Interval, and runs the schedule:
-// a rotation is due when the cron schedule's next run after the newest
-// key's creation has passed, decided under a fleet-wide advisory lock, so
-// however many replicas find it due at once, one key is added.
+// Replicas (authd serve) re-read the table every Interval and run the
+// schedule: a rotation is due when the cron schedule's next run after the
+// newest key's creation has passed, decided under a fleet-wide advisory
+// lock, so however many replicas find it due at once, one key is added.
+// Every decision is checked against the database's clock, so a host whose
+// clock is off cannot schedule a key that signs before verifiers know it.
 package keyring
 
 import (
@@ -25,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,25 +53,36 @@ type Config struct {
 	Schedule cron.Schedule
 	// Alg is the algorithm of new keys; default keys.EdDSA.
 	Alg string
-	// Lead is how long a new key is published before it signs; Lead
-	// returns its floor, which is also the default.
-	Lead time.Duration
+	// Skew is the clock disagreement tolerated between replicas, and
+	// between this host and the database (token.MaxClockSkew).
+	Skew time.Duration
 	// RetireAfter is how long a replaced key stays published after its
 	// successor begins to sign: the longest lifetime of a token it signed
-	// plus the verifiers' leeway and the replicas' clock skew.
+	// plus the verifiers' leeway and twice Skew (a lagging replica signs
+	// with it until Skew after the switch; a leading one withdraws it Skew
+	// early).
 	RetireAfter time.Duration
 	// Interval is how often the table is re-read; default DefaultInterval.
 	Interval time.Duration
-	Log      *slog.Logger
+	// CheckDBClock refuses a key change when this host's clock and the
+	// database's differ by more than Skew. Off for a test's manual clock.
+	CheckDBClock bool
+	// Create lets New make the first key of an empty table (authd serve).
+	// Without it an empty table is ErrNoKeys: an admin command must not
+	// decide which key a deployment signs with (authd keys import would
+	// then be refused).
+	Create bool
+	Log    *slog.Logger
 }
 
-// Lead is the shortest publication lead that keeps every verifier ahead of
-// the switch with a replica re-reading the table every interval: a JWKS
-// cached just before the key appeared expires within keys.JWKSMaxAge; the
-// replica that rotated may be the only one to know of the key for up to an
-// interval; clocks may disagree by skew.
+// Lead is how long a new key is published before it signs, for a replica
+// re-reading the table every interval: a JWKS cached just before the key
+// appeared expires within keys.JWKSMaxAge; the replica that rotated may be
+// the only one to know of the key for up to an interval; and a replica
+// whose clock is ahead switches up to skew early, against a verifier whose
+// clock is behind by as much.
 func Lead(interval, skew time.Duration) time.Duration {
-	return keys.JWKSMaxAge + interval + skew
+	return keys.JWKSMaxAge + interval + 2*skew
 }
 
 // Ring is the database key source: keys.Source for the signer, the JWKS and
@@ -76,7 +91,6 @@ type Ring struct {
 	db    *postgres.DB
 	clock clock.Clock
 	cfg   Config
-	skew  time.Duration
 
 	cur atomic.Pointer[state]
 
@@ -84,9 +98,8 @@ type Ring struct {
 	rows   []postgres.SigningKey
 	opened map[string]*keys.Key // by kid: each sealed key is opened once
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	startOnce, closeOnce sync.Once
+	stop, done           chan struct{}
 }
 
 // state is the Set of the moment and the instant it stops being right.
@@ -95,15 +108,27 @@ type state struct {
 	until time.Time // zero: until the rows change
 }
 
-// ErrNotDue: the schedule does not call for a new key yet.
-var ErrNotDue = errors.New("keyring: no rotation is due")
+var (
+	// ErrNoKeys: the table is empty and this Ring may not create a key.
+	ErrNoKeys = errors.New("keyring: the database holds no signing key yet: start authd serve with " +
+		"AUTHD_KEY_ENCRYPTION_KEY set (it makes the first), or move key files in with authd keys import")
+	// ErrNotEmpty: keys were to be imported into a table that has some.
+	ErrNotEmpty = errors.New("keyring: the database already holds signing keys; import only moves file keys into an empty table")
+)
 
-// New loads the keys, creating the first one (signing at once: nothing has
-// been signed by this database's keys yet) when the table is empty. skew
-// is the replicas' tolerated clock disagreement (token.MaxClockSkew).
-func New(ctx context.Context, db *postgres.DB, c clock.Clock, skew time.Duration, cfg Config) (*Ring, error) {
+// ClockError: this host's clock disagrees with the database's by more than
+// the tolerated skew, so a key it scheduled could sign before verifiers
+// know it, or be withdrawn while its tokens live.
+type ClockError struct{ Offset, Skew time.Duration }
+
+func (e *ClockError) Error() string {
+	return fmt.Sprintf("keyring: this host's clock is %s off the database's (tolerated: %s); fix its time sync before changing signing keys",
+		e.Offset.Round(time.Millisecond), e.Skew)
+}
+
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.KEK == nil || cfg.Schedule == nil {
-		return nil, errors.New("keyring: Config.KEK and Config.Schedule are required")
+		return cfg, errors.New("keyring: Config.KEK and Config.Schedule are required")
 	}
 	if cfg.Alg == "" {
 		cfg.Alg = keys.EdDSA
@@ -111,18 +136,29 @@ func New(ctx context.Context, db *postgres.DB, c clock.Clock, skew time.Duration
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
-	if floor := Lead(cfg.Interval, skew); cfg.Lead < floor {
-		cfg.Lead = floor
-	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	r := &Ring{db: db, clock: c, cfg: cfg, skew: skew, opened: map[string]*keys.Key{}}
+	return cfg, nil
+}
+
+// New loads the keys. With cfg.Create it makes the first one (signing at
+// once: nothing has been signed by this database's keys yet) when the table
+// is empty; without, an empty table is ErrNoKeys.
+func New(ctx context.Context, db *postgres.DB, c clock.Clock, cfg Config) (*Ring, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &Ring{db: db, clock: c, cfg: cfg, opened: map[string]*keys.Key{}}
 	rows, err := db.SigningKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
+		if !cfg.Create {
+			return nil, ErrNoKeys
+		}
 		if rows, err = r.change(ctx, r.first); err != nil {
 			return nil, err
 		}
@@ -171,11 +207,10 @@ func (r *Ring) Maintain(ctx context.Context) error {
 		return err
 	}
 	now := r.clock.Now()
-	if r.due(rows, now) || r.expired(rows, now) {
+	if r.due(rows, now) || len(r.retired(rows, now)) > 0 {
 		if rows, err = r.change(ctx, r.scheduled); err != nil {
 			return err
 		}
-		r.cfg.Log.Info("keyring: scheduled key change done", "keys", len(rows))
 	}
 	return r.use(rows)
 }
@@ -185,12 +220,10 @@ func (r *Ring) Maintain(ctx context.Context) error {
 // ctx (audit.WithActor).
 func (r *Ring) Rotate(ctx context.Context) (kid string, signAt time.Time, err error) {
 	var added postgres.SigningKey
-	rows, err := r.change(ctx, func(rows []postgres.SigningKey, now time.Time) (postgres.KeyChange, error) {
-		c, err := r.rotation(rows, now, "on demand")
-		if len(c.Add) == 1 {
-			added = c.Add[0]
-		}
-		return c, err
+	rows, err := r.change(ctx, func(tx *postgres.Tx, rows []postgres.SigningKey, now time.Time) error {
+		var err error
+		added, err = r.rotate(tx, rows, now, "on demand")
+		return err
 	})
 	if err != nil {
 		return "", time.Time{}, err
@@ -200,31 +233,36 @@ func (r *Ring) Rotate(ctx context.Context) (kid string, signAt time.Time, err er
 
 // Start re-reads the table and runs the schedule every Interval until
 // Close. Failures are logged and retried at the next tick: the keys already
-// read keep signing.
+// read keep signing. A second Start does nothing.
 func (r *Ring) Start() {
-	r.stop, r.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(r.done)
-		t := time.NewTicker(r.cfg.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.stop:
-				return
-			case <-t.C:
-				ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Interval)
-				if err := r.Maintain(ctx); err != nil {
-					r.cfg.Log.Warn("keyring: maintaining the signing keys failed; retrying", "err", err)
-				}
-				cancel()
+	r.startOnce.Do(func() {
+		r.stop, r.done = make(chan struct{}), make(chan struct{})
+		go r.loop()
+	})
+}
+
+func (r *Ring) loop() {
+	defer close(r.done)
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Interval)
+			if err := r.Maintain(ctx); err != nil {
+				r.cfg.Log.Warn("keyring: maintaining the signing keys failed; retrying", "err", err)
 			}
+			cancel()
 		}
-	}()
+	}
 }
 
 // Close stops what Start started. It is safe to call twice, or without Start.
 func (r *Ring) Close() {
-	r.once.Do(func() {
+	r.closeOnce.Do(func() {
+		r.startOnce.Do(func() {}) // a Start after Close starts nothing
 		if r.stop != nil {
 			close(r.stop)
 			<-r.done
@@ -232,11 +270,25 @@ func (r *Ring) Close() {
 	})
 }
 
-// Keys is the schedule of every stored key, for `authd keys list`.
+// Keys is the schedule of every stored key, as this replica counts it.
 func (r *Ring) Keys() []keys.Timed {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.timed()
+}
+
+// Schedule is the schedule of rows with retireAfter, without opening any
+// key (authd keys list needs no private key).
+func Schedule(rows []postgres.SigningKey, retireAfter time.Duration) []keys.Timed {
+	out := make([]keys.Timed, 0, len(rows))
+	for _, row := range rows {
+		t := keys.Timed{KID: row.KID, Alg: row.Alg, PublishAt: row.PublishAt, SignAt: row.SignAt}
+		if !row.SupersededAt.IsZero() {
+			t.RetireAt = row.SupersededAt.Add(retireAfter)
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // due reports whether the schedule has called for a key since the newest
@@ -254,69 +306,99 @@ func (r *Ring) due(rows []postgres.SigningKey, now time.Time) bool {
 	return !r.cfg.Schedule.Next(newest).After(now)
 }
 
-// expired reports whether a key is past its retirement and so to delete.
-func (r *Ring) expired(rows []postgres.SigningKey, now time.Time) bool {
-	for _, k := range rows {
-		if !k.RetireAt.IsZero() && !k.RetireAt.After(now) {
-			return true
+// retired is the kids of the keys past their retirement at now.
+func (r *Ring) retired(rows []postgres.SigningKey, now time.Time) []string {
+	var kids []string
+	for _, t := range Schedule(rows, r.cfg.RetireAfter) {
+		if !t.RetireAt.IsZero() && !now.Before(t.RetireAt) {
+			kids = append(kids, t.KID)
 		}
 	}
-	return false
+	return kids
 }
 
-// change runs decide under the fleet-wide key lock at the clock's now.
-func (r *Ring) change(ctx context.Context, decide func([]postgres.SigningKey, time.Time) (postgres.KeyChange, error)) ([]postgres.SigningKey, error) {
-	return r.db.ChangeSigningKeys(ctx, func(rows []postgres.SigningKey) (postgres.KeyChange, error) {
-		return decide(rows, r.clock.Now())
+// change runs decide in one transaction holding the fleet-wide key lock,
+// on the rows read under it, at this host's now once it agrees with the
+// database's clock, and returns the rows after it.
+func (r *Ring) change(ctx context.Context, decide func(*postgres.Tx, []postgres.SigningKey, time.Time) error) ([]postgres.SigningKey, error) {
+	var after []postgres.SigningKey
+	err := r.db.InTx(ctx, func(tx *postgres.Tx) error {
+		rows, dbNow, err := tx.LockSigningKeys()
+		if err != nil {
+			return err
+		}
+		now := r.clock.Now()
+		if off := now.Sub(dbNow); r.cfg.CheckDBClock && (off > r.cfg.Skew || off < -r.cfg.Skew) {
+			return &ClockError{Offset: off, Skew: r.cfg.Skew}
+		}
+		if err := decide(tx, rows, now); err != nil {
+			return err
+		}
+		after, _, err = tx.LockSigningKeys() // the lock is held already: a read
+		return err
 	})
+	return after, err
 }
 
-// first is the change of an empty table: one key that signs at once.
-func (r *Ring) first(rows []postgres.SigningKey, now time.Time) (postgres.KeyChange, error) {
+// first makes the first key of an empty table, signing at once.
+func (r *Ring) first(tx *postgres.Tx, rows []postgres.SigningKey, now time.Time) error {
 	if len(rows) > 0 {
-		return postgres.KeyChange{}, nil // another replica made it first
+		return nil // another replica made it first
 	}
 	row, err := r.newRow(now, now)
 	if err != nil {
-		return postgres.KeyChange{}, err
+		return err
 	}
-	return postgres.KeyChange{Add: []postgres.SigningKey{row}, Audit: rotatedAudit(row, now, "first key")}, nil
+	if err := tx.AddSigningKey(row); err != nil {
+		return err
+	}
+	return tx.Audit(rotatedAudit(row, now, "first key"))
 }
 
-// scheduled is the change the schedule calls for, decided again under the
-// lock on the rows read under it: another replica may have rotated or
-// pruned since this one looked.
-func (r *Ring) scheduled(rows []postgres.SigningKey, now time.Time) (postgres.KeyChange, error) {
-	var c postgres.KeyChange
+// scheduled does what the schedule calls for, decided again on the rows
+// read under the lock: another replica may have rotated or pruned since
+// this one looked.
+func (r *Ring) scheduled(tx *postgres.Tx, rows []postgres.SigningKey, now time.Time) error {
 	if r.due(rows, now) {
-		var err error
-		if c, err = r.rotation(rows, now, "scheduled"); err != nil {
-			return c, err
+		if _, err := r.rotate(tx, rows, now, "scheduled"); err != nil {
+			return err
 		}
 	}
-	if r.expired(rows, now) {
-		c.DeleteBefore = now
+	if kids := r.retired(rows, now); len(kids) > 0 {
+		if err := tx.DeleteSigningKeys(kids); err != nil {
+			return err
+		}
+		r.cfg.Log.Info("keyring: retired signing keys deleted", "kids", kids)
 	}
-	return c, nil
+	return nil
 }
 
-// rotation adds a key published now and signing Lead later, and retires
-// every key not yet scheduled to RetireAfter past that.
-func (r *Ring) rotation(rows []postgres.SigningKey, now time.Time, why string) (postgres.KeyChange, error) {
-	row, err := r.newRow(now, now.Add(r.cfg.Lead))
+// rotate adds a key published now and signing Lead later; every key not yet
+// superseded is superseded from then.
+func (r *Ring) rotate(tx *postgres.Tx, rows []postgres.SigningKey, now time.Time, why string) (postgres.SigningKey, error) {
+	row, err := r.newRow(now, now.Add(Lead(r.cfg.Interval, r.cfg.Skew)))
 	if err != nil {
-		return postgres.KeyChange{}, err
+		return row, err
 	}
-	retire := row.SignAt.Add(r.cfg.RetireAfter)
-	e := rotatedAudit(row, now, why)
 	var replaced []string
 	for _, k := range rows {
-		if k.RetireAt.IsZero() {
+		if k.SupersededAt.IsZero() {
 			replaced = append(replaced, k.KID)
 		}
 	}
-	e.Detail["replaces"], e.Detail["retire_at"] = replaced, retire
-	return postgres.KeyChange{Add: []postgres.SigningKey{row}, RetireAt: retire, Audit: e}, nil
+	if err := tx.SupersedeSigningKeys(row.SignAt); err != nil {
+		return row, err
+	}
+	if err := tx.AddSigningKey(row); err != nil {
+		return row, err
+	}
+	e := rotatedAudit(row, now, why)
+	e.Detail["replaces"] = replaced
+	if err := tx.Audit(e); err != nil {
+		return row, err
+	}
+	r.cfg.Log.Info("keyring: signing key added", "kid", row.KID, "signs_from", row.SignAt, "replaces", replaced, "why", why)
+	return row, nil
 }
 
 func (r *Ring) newRow(now, signAt time.Time) (postgres.SigningKey, error) {
@@ -324,17 +406,21 @@ func (r *Ring) newRow(now, signAt time.Time) (postgres.SigningKey, error) {
 	if err != nil {
 		return postgres.SigningKey{}, err
 	}
-	return r.seal(k, now, now, signAt)
+	return seal(r.cfg.KEK, k, now, signAt)
 }
 
-func (r *Ring) seal(k *keys.Key, created, publishAt, signAt time.Time) (postgres.SigningKey, error) {
-	sealed, err := r.cfg.KEK.Seal(k)
+func seal(kek *keys.KEK, k *keys.Key, now, signAt time.Time) (postgres.SigningKey, error) {
+	sealed, err := kek.Seal(k)
 	if err != nil {
 		return postgres.SigningKey{}, err
 	}
+	publish := now
+	if signAt.Before(now) {
+		publish = signAt // an imported key that signed before now
+	}
 	return postgres.SigningKey{
-		KID: k.ID, Alg: k.Alg, Sealed: sealed, KEKID: r.cfg.KEK.ID(),
-		CreatedAt: created, PublishAt: publishAt, SignAt: signAt,
+		KID: k.ID, Alg: k.Alg, Sealed: sealed, KEKID: kek.ID(),
+		CreatedAt: now, PublishAt: publish, SignAt: signAt,
 	}, nil
 }
 
@@ -361,7 +447,7 @@ func (r *Ring) use(rows []postgres.SigningKey) error {
 		r.opened[row.KID] = k
 	}
 	for kid := range r.opened {
-		if !hasKID(rows, kid) {
+		if !slices.ContainsFunc(rows, func(row postgres.SigningKey) bool { return row.KID == kid }) {
 			delete(r.opened, kid) // deleted from the table: forget it
 		}
 	}
@@ -369,22 +455,13 @@ func (r *Ring) use(rows []postgres.SigningKey) error {
 	return r.recompute()
 }
 
-func hasKID(rows []postgres.SigningKey, kid string) bool {
-	for _, r := range rows {
-		if r.KID == kid {
-			return true
-		}
-	}
-	return false
-}
-
-// timed is the rows as keys.Timed. r.mu is held.
+// timed is the rows' schedule with their keys. r.mu is held.
 func (r *Ring) timed() []keys.Timed {
-	out := make([]keys.Timed, 0, len(r.rows))
-	for _, row := range r.rows {
-		out = append(out, keys.Timed{Key: r.opened[row.KID], PublishAt: row.PublishAt, SignAt: row.SignAt, RetireAt: row.RetireAt})
+	ts := Schedule(r.rows, r.cfg.RetireAfter)
+	for i := range ts {
+		ts[i].Key = r.opened[ts[i].KID]
 	}
-	return out
+	return ts
 }
 
 // recompute sets cur from the rows at the clock's now. r.mu is held.
@@ -405,42 +482,43 @@ func (r *Ring) recompute() error {
 	return nil
 }
 
-// ErrNotEmpty: keys were to be imported into a table that already has some.
-var ErrNotEmpty = errors.New("keyring: the database already holds signing keys; import only moves file keys into an empty table")
-
 // Import moves the file keys of set into an empty table, so that a
 // deployment switching from AUTHD_SIGNING_KEYS to database keys keeps
 // signing with the key its verifiers know: set's signing key signs from now
 // on, its other keys stay published for RetireAfter. Run it before the
 // replicas start with AUTHD_KEY_ENCRYPTION_KEY; it makes no key of its own.
 func Import(ctx context.Context, db *postgres.DB, c clock.Clock, cfg Config, set *keys.Set) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
 	r := &Ring{db: db, clock: c, cfg: cfg}
-	_, err := r.change(ctx, func(rows []postgres.SigningKey, now time.Time) (postgres.KeyChange, error) {
+	_, err = r.change(ctx, func(tx *postgres.Tx, rows []postgres.SigningKey, now time.Time) error {
 		if len(rows) > 0 {
-			return postgres.KeyChange{}, ErrNotEmpty
+			return ErrNotEmpty
 		}
-		var ch postgres.KeyChange
 		var kids []string
 		for i, k := range set.All() {
-			// The signing key signs from now; the retired ones signed
-			// before it (a second earlier suffices for keys.At) and leave
-			// when the signing key's oldest tokens could have.
-			signAt, retire := now, time.Time{}
+			// The signing key signs from now; the others signed before it
+			// (a second earlier suffices for keys.At) and are superseded
+			// now, so they leave the JWKS RetireAfter from now.
+			signAt, superseded := now, time.Time{}
 			if i > 0 {
-				signAt, retire = now.Add(-time.Second), now.Add(cfg.RetireAfter)
+				signAt, superseded = now.Add(-time.Second), now
 			}
-			row, err := r.seal(k, now, signAt, signAt)
+			row, err := seal(cfg.KEK, k, now, signAt)
 			if err != nil {
-				return postgres.KeyChange{}, err
+				return err
 			}
-			row.RetireAt = retire
-			ch.Add = append(ch.Add, row)
+			row.SupersededAt = superseded
+			if err := tx.AddSigningKey(row); err != nil {
+				return err
+			}
 			kids = append(kids, k.ID)
 		}
-		ch.Audit = postgres.AuditEvent{At: now, Type: audit.KeyRotated, Detail: map[string]any{
+		return tx.Audit(postgres.AuditEvent{At: now, Type: audit.KeyRotated, Detail: map[string]any{
 			"kid": set.Signing().ID, "alg": set.Signing().Alg, "sign_at": now, "why": "imported from files", "imported": kids,
-		}}
-		return ch, nil
+		}})
 	})
 	return err
 }

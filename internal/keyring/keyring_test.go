@@ -2,6 +2,8 @@ package keyring_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"io"
 	"log/slog"
@@ -36,7 +38,7 @@ func config(t *testing.T, kek *keys.KEK) keyring.Config {
 		t.Fatal(err)
 	}
 	return keyring.Config{
-		KEK: kek, Schedule: sched, RetireAfter: retire,
+		KEK: kek, Schedule: sched, RetireAfter: retire, Skew: skew, Create: true,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -74,7 +76,7 @@ func replicas(t *testing.T, db *postgres.DB, c clock.Clock, cfg keyring.Config, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rings[i], errs[i] = keyring.New(context.Background(), db, c, skew, cfg)
+			rings[i], errs[i] = keyring.New(context.Background(), db, c, cfg)
 		}()
 	}
 	wg.Wait()
@@ -181,8 +183,8 @@ func TestScheduledRotation(t *testing.T) {
 	if lead < keys.JWKSMaxAge {
 		t.Errorf("lead %s is shorter than the JWKS max-age %s", lead, keys.JWKSMaxAge)
 	}
-	if want := next.SignAt.Add(retire); !rs[0].RetireAt.Equal(want) {
-		t.Errorf("old key retires at %s, want %s", rs[0].RetireAt, want)
+	if !rs[0].SupersededAt.Equal(next.SignAt) {
+		t.Errorf("old key superseded at %s, want %s (the new key's switch)", rs[0].SupersededAt, next.SignAt)
 	}
 	for _, r := range []*keyring.Ring{a, b} {
 		s := r.Current()
@@ -285,28 +287,66 @@ func TestWrongKEK(t *testing.T) {
 	db := newDB(t)
 	c := clock.NewManual(t0)
 	replicas(t, db, c, config(t, newKEK(t)), 1)
-	_, err := keyring.New(context.Background(), db, c, skew, config(t, newKEK(t)))
+	_, err := keyring.New(context.Background(), db, c, config(t, newKEK(t)))
 	if !errors.Is(err, keys.ErrWrongKEK) {
 		t.Fatalf("err = %v, want ErrWrongKEK", err)
 	}
 }
 
-// TestSealedAtRest: the table holds no private key in the clear.
+// TestSealedAtRest: the table holds no private key in the clear, neither
+// its PKCS#8 form nor its raw bytes.
 func TestSealedAtRest(t *testing.T) {
 	db := newDB(t)
 	c := clock.NewManual(t0)
 	r := replicas(t, db, c, config(t, newKEK(t)), 1)[0]
-	pem, err := r.Current().Signing().MarshalPEM()
+	priv := r.Current().Signing().Private().(ed25519.PrivateKey)
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	if err := db.Pool().QueryRow(context.Background(),
-		`SELECT count(*) FROM signing_keys WHERE position($1::bytea in sealed) > 0`, pem[30:60]).Scan(&n); err != nil {
-		t.Fatal(err)
+	for what, secret := range map[string][]byte{"PKCS#8": der, "seed": priv.Seed()} {
+		var n int
+		if err := db.Pool().QueryRow(context.Background(),
+			`SELECT count(*) FROM signing_keys WHERE position($1::bytea in sealed) > 0`, secret[len(secret)-16:]).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("a stored row contains the key's %s bytes", what)
+		}
 	}
-	if n != 0 {
-		t.Fatal("a stored row contains the PEM of its key")
+}
+
+// TestNoFirstKeyWithoutCreate: an admin command's ring (no Create) leaves
+// an empty table empty, so authd keys import still can fill it.
+func TestNoFirstKeyWithoutCreate(t *testing.T) {
+	db := newDB(t)
+	cfg := config(t, newKEK(t))
+	cfg.Create = false
+	if _, err := keyring.New(context.Background(), db, clock.NewManual(t0), cfg); !errors.Is(err, keyring.ErrNoKeys) {
+		t.Fatalf("err = %v, want ErrNoKeys", err)
+	}
+	if n := len(rows(t, db)); n != 0 {
+		t.Fatalf("%d keys made without Create", n)
+	}
+}
+
+// TestClockOffTheDatabaseIsRefused: with CheckDBClock, a host whose clock
+// is further than Skew from the database's changes no key: its schedule
+// would be off by as much for every replica.
+func TestClockOffTheDatabaseIsRefused(t *testing.T) {
+	db := newDB(t)
+	cfg := config(t, newKEK(t))
+	cfg.CheckDBClock = true
+	_, err := keyring.New(context.Background(), db, clock.NewManual(time.Now().Add(-6*time.Minute)), cfg)
+	var ce *keyring.ClockError
+	if !errors.As(err, &ce) {
+		t.Fatalf("a clock 6 minutes behind: err = %v, want a ClockError", err)
+	}
+	if n := len(rows(t, db)); n != 0 {
+		t.Fatalf("%d keys made by a host with a wrong clock", n)
+	}
+	if _, err := keyring.New(context.Background(), db, clock.NewManual(time.Now()), cfg); err != nil {
+		t.Fatalf("a clock in step: %v", err)
 	}
 }
 
@@ -323,7 +363,7 @@ func TestImport(t *testing.T) {
 	if err := keyring.Import(ctx, db, c, cfg, files); err != nil {
 		t.Fatal(err)
 	}
-	r, err := keyring.New(ctx, db, c, skew, cfg)
+	r, err := keyring.New(ctx, db, c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +386,7 @@ func TestNoSchema(t *testing.T) {
 	if _, err := db.Pool().Exec(context.Background(), `DROP TABLE signing_keys`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := keyring.New(context.Background(), db, clock.NewManual(t0), skew, config(t, newKEK(t)))
+	_, err := keyring.New(context.Background(), db, clock.NewManual(t0), config(t, newKEK(t)))
 	if !errors.Is(err, postgres.ErrNoSigningKeySchema) {
 		t.Fatalf("err = %v, want ErrNoSigningKeySchema", err)
 	}

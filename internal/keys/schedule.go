@@ -10,7 +10,8 @@ import (
 // signing from SignAt (until a key with a later SignAt takes over), and
 // withdrawn from the JWKS at RetireAt (zero: not yet scheduled).
 type Timed struct {
-	Key       *Key
+	KID, Alg  string
+	Key       *Key // nil where only the schedule was read
 	PublishAt time.Time
 	SignAt    time.Time
 	RetireAt  time.Time

@@ -14,8 +14,8 @@ func TestAtFollowsTheSchedule(t *testing.T) {
 	// a signs from t0; b is added at t1, signs lead later; a retires after.
 	t1 := t0.Add(time.Hour)
 	ts := []Timed{
-		{Key: a, PublishAt: t0, SignAt: t0, RetireAt: t1.Add(lead + retire)},
-		{Key: b, PublishAt: t1, SignAt: t1.Add(lead)},
+		{KID: a.ID, Key: a, PublishAt: t0, SignAt: t0, RetireAt: t1.Add(lead + retire)},
+		{KID: b.ID, Key: b, PublishAt: t1, SignAt: t1.Add(lead)},
 	}
 	for _, c := range []struct {
 		at        time.Time

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -30,30 +31,37 @@ type KEK struct {
 // ErrWrongKEK means a sealed key was sealed under another key-encryption key.
 var ErrWrongKEK = errors.New("keys: the signing key was sealed with a different AUTHD_KEY_ENCRYPTION_KEY")
 
-// NewKEK returns a fresh key-encryption key from crypto/rand, base64-encoded
-// (the form ParseKEK reads).
+// NewKEK returns a fresh key-encryption key from crypto/rand, in the form
+// ParseKEK reads: base64url without padding, so it never starts with "/"
+// or "./" and reads as a value, not a path.
 func NewKEK() (string, error) {
 	b := make([]byte, KEKSize)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("keys: generate KEK: %w", err)
 	}
-	return base64.StdEncoding.EncodeToString(b), nil
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // ParseKEK reads AUTHD_KEY_ENCRYPTION_KEY: the base64 (standard or URL
-// alphabet, padded or not) of 32 random bytes, or the path of a file holding
-// that (an absolute path or one starting with "./"; surrounding whitespace
-// is ignored). Errors never quote the value.
+// alphabet, padded or not) of 32 random bytes, or else the path of a file
+// holding that (absolute, or starting with "./"; surrounding whitespace is
+// ignored). A value that decodes to 32 bytes is the key even if it starts
+// with "/" (a third of standard base64 keys do). Errors never quote the
+// value, nor a path that may be a mistyped key.
 func ParseKEK(v string) (*KEK, error) {
 	v = strings.TrimSpace(v)
-	if strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./") {
-		data, err := os.ReadFile(v)
-		if err != nil {
-			return nil, fmt.Errorf("keys: read the key-encryption key file: %w", err)
-		}
-		v = strings.TrimSpace(string(data))
-	}
 	raw, err := decodeBase64(v)
+	if (err != nil || len(raw) != KEKSize) && (strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./")) {
+		data, ferr := os.ReadFile(v)
+		if ferr != nil {
+			var pe *fs.PathError
+			if errors.As(ferr, &pe) {
+				ferr = pe.Err
+			}
+			return nil, fmt.Errorf("keys: AUTHD_KEY_ENCRYPTION_KEY is neither a key nor a readable file: %w", ferr)
+		}
+		raw, err = decodeBase64(strings.TrimSpace(string(data)))
+	}
 	if err != nil || len(raw) != KEKSize {
 		return nil, fmt.Errorf("keys: the key-encryption key must be the base64 of %d random bytes (generate one with `authd keys kek`)", KEKSize)
 	}

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -106,13 +107,25 @@ func TestParseKEK(t *testing.T) {
 	if c, err := ParseKEK(url); err != nil || c.ID() != a.ID() {
 		t.Fatalf("URL-alphabet KEK: %v", err)
 	}
-	for _, bad := range []string{"", "short", "c2hvcnQ=", strings.Repeat("A", 100), "/nonexistent/kek"} {
+	// A standard-alphabet key that starts with "/" is a key, not a path.
+	slash := "/" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, KEKSize))[1:]
+	if _, err := ParseKEK(slash); err != nil {
+		t.Fatalf("a key starting with /: %v", err)
+	}
+	// NewKEK never makes one that could read as a path.
+	for range 200 {
+		v, _ := NewKEK()
+		if strings.HasPrefix(v, "/") || strings.HasPrefix(v, ".") {
+			t.Fatalf("NewKEK made %q", v[:1])
+		}
+	}
+	for _, bad := range []string{"", "short", "c2hvcnQ=", strings.Repeat("A", 100), "/nonexistent/kek", "/" + strings.Repeat("B", 40)} {
 		_, err := ParseKEK(bad)
 		if err == nil {
 			t.Errorf("ParseKEK(%q) accepted", bad)
 			continue
 		}
-		if len(bad) > 8 && !strings.HasPrefix(bad, "/") && strings.Contains(err.Error(), bad) {
+		if len(bad) > 8 && strings.Contains(err.Error(), bad) {
 			t.Errorf("the error quotes the value: %v", err)
 		}
 	}

@@ -19,38 +19,37 @@ var ErrNoSigningKeySchema = errors.New("the database schema has no signing keys 
 const signingKeyLock int64 = 0x61757468645f736b // "authd_sk"
 
 // SigningKey is a row of signing_keys: a sealed private key and its
-// schedule (keys.Timed). RetireAt is zero until a successor is scheduled.
+// schedule. SupersededAt is zero while no newer key is scheduled to sign.
 type SigningKey struct {
-	KID       string
-	Alg       string
-	Sealed    []byte
-	KEKID     string
-	CreatedAt time.Time
-	PublishAt time.Time
-	SignAt    time.Time
-	RetireAt  time.Time
+	KID          string
+	Alg          string
+	Sealed       []byte
+	KEKID        string
+	CreatedAt    time.Time
+	PublishAt    time.Time
+	SignAt       time.Time
+	SupersededAt time.Time
 }
 
-const signingKeyColumns = `kid, alg, sealed, kek_id, created_at, publish_at, sign_at, retire_at`
+const (
+	selectSigningKeys = `SELECT kid, alg, sealed, kek_id, created_at, publish_at, sign_at, superseded_at
+		FROM signing_keys ORDER BY created_at, kid`
+	insertSigningKey = `INSERT INTO signing_keys (kid, alg, sealed, kek_id, created_at, publish_at, sign_at, superseded_at)
+		VALUES (@kid, @alg, @sealed, @kek_id, @created_at, @publish_at, @sign_at, @superseded_at)`
+	supersedeSigningKeys = `UPDATE signing_keys SET superseded_at = $1 WHERE superseded_at IS NULL`
+	deleteSigningKeys    = `DELETE FROM signing_keys WHERE kid = ANY($1::text[])`
+)
 
 func scanSigningKeys(rows pgx.Rows) ([]SigningKey, error) {
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SigningKey, error) {
 		var k SigningKey
-		var retire *time.Time
-		err := r.Scan(&k.KID, &k.Alg, &k.Sealed, &k.KEKID, &k.CreatedAt, &k.PublishAt, &k.SignAt, &retire)
-		if retire != nil {
-			k.RetireAt = *retire
+		var superseded *time.Time
+		err := r.Scan(&k.KID, &k.Alg, &k.Sealed, &k.KEKID, &k.CreatedAt, &k.PublishAt, &k.SignAt, &superseded)
+		if superseded != nil {
+			k.SupersededAt = *superseded
 		}
 		return k, err
 	})
-}
-
-// SigningKeys returns every stored signing key, oldest first.
-func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
-	ctx, cancel := withTimeout(ctx)
-	defer cancel()
-	rows, _ := db.pool.Query(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys ORDER BY created_at, kid`)
-	out, err := scanSigningKeys(rows)
 	if missingTable(err, "signing_keys") {
 		return nil, ErrNoSigningKeySchema
 	}
@@ -60,71 +59,56 @@ func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return out, nil
 }
 
-// KeyChange is what a key change writes: the keys to add (each with its
-// own RetireAt, zero for none), a
-// retire time for every key still without one (zero: none), the retired
-// keys to delete (those whose RetireAt is not after DeleteBefore; zero:
-// none) and the audit row (Type empty: none).
-type KeyChange struct {
-	Add          []SigningKey
-	RetireAt     time.Time
-	DeleteBefore time.Time
-	Audit        AuditEvent
+// SigningKeys returns every stored signing key, oldest first.
+func (db *DB) SigningKeys(ctx context.Context) ([]SigningKey, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
+	rows, _ := db.pool.Query(ctx, selectSigningKeys)
+	return scanSigningKeys(rows)
 }
 
-// ChangeSigningKeys runs decide on the stored keys under the fleet-wide key
-// lock and writes the change it returns, with its audit row, in the same
-// transaction; decide returning a zero KeyChange writes nothing. It returns
-// the keys as they are after the change.
-func (db *DB) ChangeSigningKeys(ctx context.Context, decide func([]SigningKey) (KeyChange, error)) ([]SigningKey, error) {
-	var after []SigningKey
-	err := db.InTx(ctx, func(tx *Tx) error {
-		if _, err := tx.tx.Exec(tx.ctx, `SELECT pg_advisory_xact_lock($1)`, signingKeyLock); err != nil {
-			return fmt.Errorf("signing keys: lock: %w", err)
-		}
-		rows, _ := tx.tx.Query(tx.ctx, `SELECT `+signingKeyColumns+` FROM signing_keys ORDER BY created_at, kid`)
-		before, err := scanSigningKeys(rows)
-		if missingTable(err, "signing_keys") {
-			return ErrNoSigningKeySchema
-		}
-		if err != nil {
-			return fmt.Errorf("signing keys: %w", err)
-		}
-		c, err := decide(before)
-		if err != nil {
-			return err
-		}
-		if !c.RetireAt.IsZero() {
-			if _, err := tx.tx.Exec(tx.ctx, `UPDATE signing_keys SET retire_at = $1 WHERE retire_at IS NULL`, c.RetireAt); err != nil {
-				return fmt.Errorf("signing keys: schedule retirement: %w", err)
-			}
-		}
-		for _, k := range c.Add {
-			var retire *time.Time
-			if !k.RetireAt.IsZero() {
-				retire = &k.RetireAt
-			}
-			if _, err := tx.tx.Exec(tx.ctx, `INSERT INTO signing_keys (kid, alg, sealed, kek_id, created_at, publish_at, sign_at, retire_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, k.KID, k.Alg, k.Sealed, k.KEKID, k.CreatedAt, k.PublishAt, k.SignAt, retire); err != nil {
-				return fmt.Errorf("signing keys: add %s: %w", k.KID, err)
-			}
-		}
-		if !c.DeleteBefore.IsZero() {
-			if _, err := tx.tx.Exec(tx.ctx, `DELETE FROM signing_keys WHERE retire_at <= $1`, c.DeleteBefore); err != nil {
-				return fmt.Errorf("signing keys: delete retired: %w", err)
-			}
-		}
-		if c.Audit.Type != "" {
-			if err := tx.Audit(c.Audit); err != nil {
-				return err
-			}
-		}
-		rows, _ = tx.tx.Query(tx.ctx, `SELECT `+signingKeyColumns+` FROM signing_keys ORDER BY created_at, kid`)
-		after, err = scanSigningKeys(rows)
-		if err != nil {
-			return fmt.Errorf("signing keys: %w", err)
-		}
-		return nil
-	})
-	return after, err
+// LockSigningKeys takes the fleet-wide key lock for the transaction and
+// returns the stored keys, oldest first, and the database's clock: a key
+// change is decided on them, so two replicas never both add a key for one
+// rotation, and a host whose clock is off can be refused.
+func (tx *Tx) LockSigningKeys() ([]SigningKey, time.Time, error) {
+	var now time.Time
+	if err := tx.tx.QueryRow(tx.ctx, `SELECT clock_timestamp() FROM (SELECT pg_advisory_xact_lock($1)) l`, signingKeyLock).Scan(&now); err != nil {
+		return nil, time.Time{}, fmt.Errorf("signing keys: lock: %w", err)
+	}
+	rows, _ := tx.tx.Query(tx.ctx, selectSigningKeys)
+	keys, err := scanSigningKeys(rows)
+	return keys, now, err
+}
+
+// AddSigningKey stores k.
+func (tx *Tx) AddSigningKey(k SigningKey) error {
+	var superseded *time.Time
+	if !k.SupersededAt.IsZero() {
+		superseded = &k.SupersededAt
+	}
+	if _, err := tx.tx.Exec(tx.ctx, insertSigningKey, pgx.NamedArgs{
+		"kid": k.KID, "alg": k.Alg, "sealed": k.Sealed, "kek_id": k.KEKID, "created_at": k.CreatedAt,
+		"publish_at": k.PublishAt, "sign_at": k.SignAt, "superseded_at": superseded,
+	}); err != nil {
+		return fmt.Errorf("signing keys: add %s: %w", k.KID, err)
+	}
+	return nil
+}
+
+// SupersedeSigningKeys records at as the end of signing for every key not
+// yet superseded: a newer key signs from then on.
+func (tx *Tx) SupersedeSigningKeys(at time.Time) error {
+	if _, err := tx.tx.Exec(tx.ctx, supersedeSigningKeys, at); err != nil {
+		return fmt.Errorf("signing keys: supersede: %w", err)
+	}
+	return nil
+}
+
+// DeleteSigningKeys deletes the keys named kids, private keys included.
+func (tx *Tx) DeleteSigningKeys(kids []string) error {
+	if _, err := tx.tx.Exec(tx.ctx, deleteSigningKeys, kids); err != nil {
+		return fmt.Errorf("signing keys: delete: %w", err)
+	}
+	return nil
 }
