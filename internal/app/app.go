@@ -130,12 +130,12 @@ func (a *App) build(ctx context.Context, d Deps) (err error) {
 		}
 		a.closers = append(a.closers, a.DB.Close)
 	}
+	a.Metrics = metrics.New(a.Registry, a.DB.Pool(), session.Grants)
 	if a.Keys == nil {
 		if err := a.loadKeys(ctx, d.CreateFirstKey); err != nil {
 			return err
 		}
 	}
-	a.Metrics = metrics.New(a.Registry, a.DB.Pool(), session.Grants)
 	pub := d.Publisher
 	if pub == nil {
 		if pub, err = a.newPublisher(); err != nil {

@@ -88,5 +88,6 @@ func (a *App) KeyRingConfig() (keyring.Config, error) {
 		KEK: kek, Schedule: sched, Alg: cfg.KeyAlgorithm, Log: a.Log, Skew: token.MaxClockSkew,
 		RetireAfter:  lifetime + verifier.DefaultLeeway + 2*token.MaxClockSkew,
 		CheckDBClock: realClock, // a test's manual clock is not this host's
+		OnRead:       a.Metrics.SigningKeysRead,
 	}, nil
 }

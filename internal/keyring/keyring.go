@@ -73,6 +73,9 @@ type Config struct {
 	// then be refused).
 	Create bool
 	Log    *slog.Logger
+	// OnRead, if set, hears of every successful read of the table (a
+	// metric: a replica that stops reading would miss a rotation).
+	OnRead func(time.Time)
 }
 
 // Lead is how long a new key is published before it signs, for a replica
@@ -452,6 +455,9 @@ func (r *Ring) use(rows []postgres.SigningKey) error {
 		}
 	}
 	r.rows = rows
+	if r.cfg.OnRead != nil {
+		r.cfg.OnRead(r.clock.Now())
+	}
 	return r.recompute()
 }
 

@@ -391,3 +391,24 @@ func TestNoSchema(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoSigningKeySchema", err)
 	}
 }
+
+// TestOnReadHearsEveryRead: the metric hook hears the start-up read and
+// each re-read, at the ring's clock.
+func TestOnReadHearsEveryRead(t *testing.T) {
+	db := newDB(t)
+	c := clock.NewManual(t0)
+	cfg := config(t, newKEK(t))
+	var reads []time.Time
+	cfg.OnRead = func(at time.Time) { reads = append(reads, at) }
+	r, err := keyring.New(context.Background(), db, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Minute)
+	if err := r.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(reads) != 2 || !reads[1].Equal(t0.Add(time.Minute)) {
+		t.Fatalf("reads %v, want the start-up one and one at %s", reads, t0.Add(time.Minute))
+	}
+}

@@ -49,6 +49,7 @@ type Metrics struct {
 	clientPoll     *prometheus.GaugeVec
 	clientLag      *prometheus.GaugeVec
 	propagation    prometheus.Histogram
+	keysRead       prometheus.Gauge
 }
 
 // New registers authd's collectors on reg, with the Go runtime and process
@@ -124,10 +125,14 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			// poll interval is 30 s.
 			Buckets: []float64{1, 5, 10, 15, 20, 25, 30, 40, 50, 60, 90, 120, 180, 300, 600},
 		}),
+		keysRead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authd_signing_keys_read_timestamp_seconds",
+			Help: "When this replica last read the database signing keys (AUTHD_KEY_ENCRYPTION_KEY), in Unix seconds; 0 with key files. Alert when it falls a minute behind: the replica would miss a rotation.",
+		}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
 		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
-		m.feedReads, m.feedSource, m.feedLag, m.clientPoll, m.clientLag, m.propagation,
+		m.feedReads, m.feedSource, m.feedLag, m.clientPoll, m.clientLag, m.propagation, m.keysRead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoGauge(buildinfo.Read()))
 	if pool != nil {
@@ -352,4 +357,12 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(poolCanceledAcquires, float64(s.CanceledAcquireCount()))
 	counter(poolAcquireSeconds, s.AcquireDuration().Seconds())
 	counter(poolWaitSeconds, s.EmptyAcquireWaitTime().Seconds())
+}
+
+// SigningKeysRead records a successful read of the database signing keys.
+func (m *Metrics) SigningKeysRead(at time.Time) {
+	if m == nil {
+		return
+	}
+	m.keysRead.Set(float64(at.Unix()))
 }
