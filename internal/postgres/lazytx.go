@@ -107,23 +107,25 @@ func (tx *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return lazyRow{rows}
 }
 
+// SendBatch sends b, preceded by the opening statements when it is the
+// transaction's first round trip (a login's claim is such a batch: the
+// limits then bind its locks and its read alike).
 func (tx *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if !tx.begun {
-		// Its error is the batch's too: a connection that failed stays
-		// failed, and a transaction that failed to open refuses the batch.
-		_ = tx.sendOpen(ctx)
+	if tx.begun {
+		return tx.conn.SendBatch(ctx, b)
 	}
-	return tx.conn.SendBatch(ctx, b)
-}
-
-// sendOpen sends the opening statements alone.
-func (tx *lazyTx) sendOpen(ctx context.Context) error {
-	b := &pgx.Batch{}
+	withOpen := &pgx.Batch{}
 	for _, s := range tx.open {
-		b.Queue(s)
+		withOpen.Queue(s)
 	}
+	withOpen.QueuedQueries = append(withOpen.QueuedQueries, b.QueuedQueries...)
 	tx.begun = true
-	return tx.conn.SendBatch(ctx, b).Close()
+	br := tx.conn.SendBatch(ctx, withOpen)
+	if err := tx.skipOpen(br); err != nil {
+		_ = br.Close()
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
 }
 
 // Commit commits; a transaction that sent nothing has nothing to commit.
