@@ -295,11 +295,17 @@ func (m *Service) ResetPassword(ctx context.Context, id, pw string, by *string) 
 // be used to guess the password without limit. ip is the client's address.
 func (m *Service) ChangePassword(ctx context.Context, p session.Principal, current, next, ip string) (int, error) {
 	var n int
-	err := m.throttle.Guard(ctx, "me-password:"+p.UserID, ip, func() error {
-		var err error
-		n, err = m.changePassword(ctx, p, current, next)
-		return err
-	}, func(err error) bool { return errors.Is(err, ErrWrongPassword) })
+	// The change commits in transactions of its own (SetPasswordHash), not
+	// in the throttle's: a success here is rare, and its revocations have
+	// their own bounded transaction.
+	err := m.throttle.Guard(ctx, throttle.Attempt{Key: "me-password:" + p.UserID, IP: ip, Admit: m.hasher.Admit,
+		Check: func(*postgres.Tx) error {
+			var err error
+			n, err = m.changePassword(ctx, p, current, next)
+			return err
+		},
+		Wrong: func(err error) bool { return errors.Is(err, ErrWrongPassword) },
+	})
 	return n, err
 }
 

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/seedc5a8123e/authd/internal/app"
 	"github.com/seedc5a8123e/authd/internal/authdtest"
 	"github.com/seedc5a8123e/authd/internal/clock"
@@ -25,6 +27,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/openapitest"
 	"github.com/seedc5a8123e/authd/internal/password"
 	"github.com/seedc5a8123e/authd/internal/pgtest"
+	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/push"
 	"github.com/seedc5a8123e/authd/internal/throttle"
 )
@@ -208,6 +211,9 @@ func ipRow(t *testing.T, env *authdtest.Env) (failures int, lastFailedAt time.Ti
 	t.Helper()
 	err := env.DB.Pool().QueryRow(context.Background(),
 		`SELECT failures, last_failed_at FROM login_failures WHERE scope = 'ip'`).Scan(&failures, &lastFailedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, time.Time{} // correct logins write no throttle row at all
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,11 +356,21 @@ func TestConcurrentCorrectLoginsFromOneIP(t *testing.T) {
 func TestTooManyLoginsInFlightFromOneAddress(t *testing.T) {
 	env := startBehindProxy(t, authdtest.Options{}, func(c *config.Config) { c.LoginMaxInFlightIP = 3 })
 	env.CreateUser(t, "late", "user", acctPW)
-	ctx := context.Background()
-	for i := range 3 { // three logins of other users being checked from 10.2.0.1
-		if err := env.Throttle.Claim(ctx, "login:busy"+strconv.Itoa(i), "10.2.0.1"); err != nil {
+	// Three logins of other users being checked from 10.2.0.1, on another
+	// replica: each holds a connection of its pool while it is checked.
+	db, err := postgres.Open(context.Background(), env.DB.Pool().Config().ConnString(), postgres.Options{MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	other := throttle.New(db, env.Clock, throttle.Config{MaxInFlightIP: 3}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	var busy []*authdtest.Held
+	for i := range 3 {
+		h, err := authdtest.Hold(t, other, "login:busy"+strconv.Itoa(i), "10.2.0.1")
+		if err != nil {
 			t.Fatal(err)
 		}
+		busy = append(busy, h)
 	}
 	a := attemptFrom(t, env, "10.2.0.1", passwordForm("late", acctPW))
 	if a.Status != 429 || a.RetryAfter != "1" {
@@ -375,7 +391,7 @@ func TestTooManyLoginsInFlightFromOneAddress(t *testing.T) {
 	if a := attemptFrom(t, env, "10.2.0.2", passwordForm("late", acctPW)); a.Status != 200 {
 		t.Fatalf("from another address: %+v", a)
 	}
-	if err := env.Throttle.SettleSuccess(ctx, "login:busy0", "10.2.0.1"); err != nil {
+	if err := busy[0].Settle(nil); err != nil {
 		t.Fatal(err)
 	}
 	if a := attemptFrom(t, env, "10.2.0.1", passwordForm("late", acctPW)); a.Status != 200 {
@@ -436,8 +452,9 @@ func TestDistributedGuessHitsTheAccountWideBackoff(t *testing.T) {
 	env.Login(t, "target", acctPW) // the delay runs out
 }
 
-// TestStaleClaimNoLongerBlocks: attempts claimed by a process that died
-// before settling them block the account only until throttle.PendingTTL.
+// TestStaleClaimNoLongerBlocks: attempts claimed by a replica of the
+// release before (a committed pending row) that died before settling them
+// block the account only until throttle.PendingTTL.
 func TestStaleClaimNoLongerBlocks(t *testing.T) {
 	env := authdtest.Start(t, authdtest.Options{Throttle: throttle.Config{MaxFailuresAccount: 5}})
 	env.CreateUser(t, "zoe", "user", acctPW)
@@ -446,7 +463,13 @@ func TestStaleClaimNoLongerBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 5 {
-		if err := env.Throttle.Claim(context.Background(), "login:zoe", ip); err != nil {
+		if err := env.DB.InTx(context.Background(), func(tx *postgres.Tx) error {
+			if _, err := tx.LockLoginKeys("login:zoe", ip); err != nil {
+				return err
+			}
+			now := env.Clock.Now()
+			return tx.ClaimLogin("login:zoe", ip, now, now.Add(-throttle.PendingTTL), true)
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@
 package password
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -40,12 +41,18 @@ type Hasher struct {
 	// logins, even throttled ones spread over many accounts and addresses,
 	// could take the process's memory.
 	slots chan struct{}
+	// admitted bounds the password checks that hold a connection while
+	// they hash (Admit) to as many as may hash at once, so none of them
+	// waits for a hashing slot with a transaction open on the database
+	// unless another kind of hash (a password change) holds one.
+	admitted chan struct{}
 }
 
 // New returns a Hasher using p. It precomputes a dummy hash so that a login
 // for an unknown user costs the same as one for a real user.
 func New(p Params) *Hasher {
-	h := &Hasher{p: p, slots: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+	n := 2 * runtime.GOMAXPROCS(0)
+	h := &Hasher{p: p, slots: make(chan struct{}, n), admitted: make(chan struct{}, n)}
 	d, err := h.Hash("authd-dummy-password-for-timing")
 	if err != nil {
 		panic(err) // only crypto/rand can fail here, and then nothing works
@@ -111,6 +118,19 @@ func (h *Hasher) idKey(pw, salt []byte, t, m uint32, threads uint8, keyLen uint3
 	h.slots <- struct{}{}
 	defer func() { <-h.slots }()
 	return argon2.IDKey(pw, salt, t, m, threads, keyLen)
+}
+
+// Admit waits until fewer checks than may hash at once are admitted, or
+// ctx ends, and admits one; release ends it. A login takes it before it
+// opens the transaction its check runs in (internal/throttle), so the
+// logins waiting to hash hold no database connection.
+func (h *Hasher) Admit(ctx context.Context) (release func(), err error) {
+	select {
+	case h.admitted <- struct{}{}:
+		return func() { <-h.admitted }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // VerifyDummy spends the time of one Verify and always reports false. Callers

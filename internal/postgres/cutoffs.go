@@ -119,8 +119,27 @@ func (tx *Tx) lockMintFloor(userID string) (MintFloor, error) {
 	}
 	var at *time.Time
 	var reason *string
-	err := tx.tx.QueryRow(tx.ctx, `SELECT u.tokens_nbf, `+issuerColumns+` FROM users u WHERE u.id = $1 FOR SHARE OF u`, userID).
-		Scan(&f.UserNBF, &f.IssuerNBF, &at, &reason)
+	const q = `SELECT u.tokens_nbf, ` + issuerColumns + ` FROM users u WHERE u.id = $1 FOR SHARE OF u`
+	var err error
+	if tx.mintLocked {
+		err = tx.tx.QueryRow(tx.ctx, q, userID).Scan(&f.UserNBF, &f.IssuerNBF, &at, &reason)
+	} else {
+		// A transaction that began for another reason (a login's claim,
+		// InLoginTx) takes the lock here, in the same round trip: as with
+		// mintOpen, the read is a statement after the lock, so its snapshot
+		// has every issuer-wide cutoff committed before the lock was granted.
+		b := &pgx.Batch{}
+		b.Queue(mintLockSQL)
+		b.Queue(q, userID)
+		br := tx.tx.SendBatch(tx.ctx, b)
+		if _, err = br.Exec(); err == nil {
+			err = br.QueryRow().Scan(&f.UserNBF, &f.IssuerNBF, &at, &reason)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		tx.mintLocked = err == nil
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MintFloor{}, fmt.Errorf("mint floor of %s: %w", userID, ErrUserChanged)
 	}

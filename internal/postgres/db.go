@@ -74,6 +74,8 @@ type Options struct {
 	ReadURL string
 	// MaxConns, when positive, is each pool's size (AUTHD_DB_MAX_CONNS).
 	MaxConns int
+	// Tracer, when set, sees every statement (tests count commits with it).
+	Tracer pgx.QueryTracer
 }
 
 // Open connects to url and checks the connection, and to o.ReadURL when set.
@@ -106,6 +108,9 @@ func open(ctx context.Context, url string, o Options, name string) (*DB, error) 
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = int32(min(o.MaxConns, 1<<16))
+	}
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -214,6 +219,13 @@ type Tx struct {
 	cutoffs bool
 	// audits: the schema has audit_events (migration 000011).
 	audits bool
+	// sessionColumns: the schema has sessions.client_id and the status list
+	// columns (migrations 000007 and 000009; known from 000012 on), so a
+	// session insert needs no savepoint to fall back without them.
+	sessionColumns bool
+	// mintLocked: issuerCutoffLock is held shared (InMintTx took it as the
+	// transaction opened, or lockMintFloor did).
+	mintLocked bool
 }
 
 // InTx runs fn in one transaction, committed if fn returns nil and rolled
@@ -233,7 +245,7 @@ func (db *DB) inTx(ctx context.Context, opts pgx.TxOptions, fn func(tx *Tx) erro
 	defer cancel()
 	run := func() error {
 		return pgx.BeginTxFunc(ctx, db.pool, opts, func(tx pgx.Tx) error {
-			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load(), audits: db.audits.Load()})
+			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: db.cutoffs.Load(), audits: db.audits.Load(), sessionColumns: db.fleet.Load()})
 		})
 	}
 	err := run()

@@ -5,3 +5,6 @@ package postgres
 func (tx *Tx) QueryRowForTest(q string, dest ...any) error {
 	return tx.tx.QueryRow(tx.ctx, q).Scan(dest...)
 }
+
+// EvictSQLForTest is the cap check's statement, for its plan.
+const EvictSQLForTest = evictSQL

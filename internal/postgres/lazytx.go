@@ -187,26 +187,28 @@ func (tx *lazyTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	return lazyRow{rows}
 }
 
+// SendBatch sends b, preceded by the opening statements when it is the
+// transaction's first round trip (a login's claim is such a batch: the
+// limits then bind its locks and its read alike).
 func (tx *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if tx.done {
-		return failedBatch{err: pgx.ErrTxClosed}
+		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	}
-	if !tx.begun {
-		// Its error is the batch's too: a connection that failed stays
-		// failed, and a transaction that failed to open refuses the batch.
-		_ = tx.sendOpen(ctx)
+	if tx.begun {
+		return tx.conn.SendBatch(ctx, b)
 	}
-	return tx.conn.SendBatch(ctx, b)
-}
-
-// sendOpen sends the opening statements alone.
-func (tx *lazyTx) sendOpen(ctx context.Context) error {
-	b := &pgx.Batch{}
+	withOpen := &pgx.Batch{}
 	for _, s := range tx.open {
-		b.Queue(s)
+		withOpen.Queue(s)
 	}
+	withOpen.QueuedQueries = append(withOpen.QueuedQueries, b.QueuedQueries...)
 	tx.begun = true
-	return tx.conn.SendBatch(ctx, b).Close()
+	br := tx.conn.SendBatch(ctx, withOpen)
+	if err := tx.skipOpen(br); err != nil {
+		_ = br.Close()
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
 }
 
 // Commit commits; a transaction that sent nothing has nothing to commit.
@@ -333,15 +335,3 @@ func (r *failedRows) Values() ([]any, error)                       { return nil,
 func (r *failedRows) RawValues() [][]byte                          { return nil }
 func (r *failedRows) Conn() *pgx.Conn                              { return nil }
 func (r *failedRows) TypeMap() *pgtype.Map                         { return nil }
-
-// failedBatch is the BatchResults of a batch that was never sent. The
-// methods it does not override are never called by this package.
-type failedBatch struct {
-	pgx.BatchResults
-	err error
-}
-
-func (b failedBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
-func (b failedBatch) Query() (pgx.Rows, error)         { return &failedRows{err: b.err}, b.err }
-func (b failedBatch) QueryRow() pgx.Row                { return lazyRow{&failedRows{err: b.err}} }
-func (b failedBatch) Close() error                     { return b.err }

@@ -40,7 +40,8 @@ func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) 
 	}
 	run := func() error {
 		return runLazyTx(ctx, db.pool, open, func(tx pgx.Tx) error {
-			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: cutoffs, audits: db.audits.Load()})
+			return fn(&Tx{ctx: ctx, tx: tx, cutoffs: cutoffs, audits: db.audits.Load(), sessionColumns: db.fleet.Load(),
+				mintLocked: mint && cutoffs})
 		})
 	}
 	// As InTx: an audit table gone under a running replica (a rollback's
@@ -67,7 +68,10 @@ var revokeOpen = []string{
 // in the same pipeline: the server runs it before the first statement, so
 // that statement's snapshot already has every issuer-wide cutoff committed
 // before the lock was granted.
-var mintOpen = append(slices.Clone(revokeOpen), fmt.Sprintf(`SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock))
+var mintOpen = append(slices.Clone(revokeOpen), mintLockSQL)
+
+// mintLockSQL takes issuerCutoffLock shared until the transaction ends.
+var mintLockSQL = fmt.Sprintf(`SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock)
 
 // RevokedSession is a revoked session as a verifier needs to know it: the
 // id of its newest access token, the session id, and that token's expiry in
@@ -235,6 +239,50 @@ func insertSessionSQL(client, status, iat bool) string {
 func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
 	var evicted []RevokedSession
 	err := db.InMintTx(ctx, func(tx *Tx) error {
+		var err error
+		evicted, err = tx.insertSession(s, withClient, mint)
+		return err
+	})
+	return evicted, err
+}
+
+// CreateSessionMinting is DB.CreateSessionMinting inside tx, a revoking
+// transaction (InLoginTx, InMintTx): the issuer-wide cutoff lock is taken
+// here if tx does not hold it yet. On a schema that may lack the session
+// columns of 000007 and 000009 (before 000012) the insert runs under a
+// savepoint, so that falling back without them keeps tx; on a later schema
+// an insert they refuse fails tx, and InLoginTx runs it again.
+func (tx *Tx) CreateSessionMinting(s NewSession, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
+	if tx.sessionColumns {
+		return tx.insertSession(s, s.ClientID != "", mint)
+	}
+	try := func(withClient bool) ([]RevokedSession, error) {
+		if _, err := tx.tx.Exec(tx.ctx, `SAVEPOINT create_session`); err != nil {
+			return nil, err
+		}
+		evicted, err := tx.insertSession(s, withClient, mint)
+		if err != nil {
+			if _, rerr := tx.tx.Exec(tx.ctx, `ROLLBACK TO SAVEPOINT create_session`); rerr != nil {
+				return nil, errors.Join(err, rerr)
+			}
+			return nil, err
+		}
+		return evicted, nil
+	}
+	evicted, err := try(s.ClientID != "")
+	if err != nil && s.StatusListID != 0 && noStatusSchema(err) {
+		return nil, fmt.Errorf("create session %s: %w", s.ID, ErrNoStatusLists)
+	}
+	if err != nil && s.ClientID != "" && noClientIDColumn(err) {
+		evicted, err = try(false)
+	}
+	return evicted, err
+}
+
+// insertSession is the statements of createSession, in tx.
+func (tx *Tx) insertSession(s NewSession, withClient bool, mint func(MintFloor) (MintedSession, error)) ([]RevokedSession, error) {
+	var evicted []RevokedSession
+	err := func() error {
 		floor, err := tx.lockMintFloor(s.UserID)
 		if err != nil {
 			return err
@@ -278,23 +326,40 @@ func (db *DB) createSession(ctx context.Context, s NewSession, withClient bool, 
 		if s.MaxLive <= 0 {
 			return nil
 		}
-		// Served by sessions_user_id_created_at_idx; reads at most MaxLive
-		// rows past the ones it revokes.
-		evict := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason
-			WHERE id IN (SELECT id FROM sessions
-				WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at
-				ORDER BY created_at DESC, id DESC OFFSET @max)
-			  AND revoked_at IS NULL
-			RETURNING ` + tx.revokedColumns()
-		rows, _ := tx.tx.Query(tx.ctx, evict, pgx.NamedArgs{"at": m.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
+		rows, _ := tx.tx.Query(tx.ctx, evictSQL+tx.revokedColumns(),
+			pgx.NamedArgs{"at": m.CreatedAt, "reason": s.LimitReason, "user_id": s.UserID, "max": s.MaxLive})
 		evicted, err = pgx.CollectRows(rows, pgx.RowToStructByName[RevokedSession])
 		if err != nil {
 			return fmt.Errorf("evict sessions of user %s: %w", s.UserID, err)
 		}
 		return tx.auditRevoked(sessionIDs(evicted), s.LimitReason, nil, m.CreatedAt)
-	})
+	}()
 	return evicted, err
 }
+
+// evictSQL revokes the user's live sessions beyond the newest @max, oldest
+// first, followed by the RETURNING columns. It first counts the user's live
+// sessions through sessions_user_live_idx (migration 000014: live means
+// not revoked and not expired; the index holds only unrevoked rows, and its
+// range only unexpired ones), which reads the live sessions and nothing
+// else: at most the cap, plus the logins racing this one, since every login
+// enforces it. So a login costs the same whether the user has made ten
+// sessions or a million. The count is an InitPlan: within the cap, the
+// revoking scan does not run at all. It has no LIMIT on purpose: with one,
+// the planner hopes a sequential scan or another index finds @max + 1 rows
+// early, which it never does for a user under the cap whose old sessions
+// are revoked or expired. The rows to revoke are fetched by primary key
+// (= ANY of an array), never by a scan of the table. On the schema before
+// 000014 the same statement walks sessions_user_id_created_at_idx, as the
+// release before did.
+const evictSQL = `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason
+	WHERE id = ANY (ARRAY(SELECT id FROM sessions
+		WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at
+		  AND (SELECT count(*) FROM sessions
+				WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @at) > @max::int
+		ORDER BY created_at DESC, id DESC OFFSET @max::int))
+	  AND revoked_at IS NULL
+	RETURNING `
 
 // RefreshRow is the session a presented refresh token names, with its
 // user's role and state, as LockSessionByRefreshHash found and locked it.

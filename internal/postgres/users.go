@@ -56,6 +56,18 @@ func (db *DB) UserByUsername(ctx context.Context, username string) (User, error)
 	return u, nil
 }
 
+// UserByUsername is DB.UserByUsername in tx, on the connection the
+// transaction already holds (a login's check, InLoginTx).
+func (tx *Tx) UserByUsername(username string) (User, error) {
+	q := `SELECT ` + userColumns + ` FROM users WHERE lower(username) = lower($1)`
+	rows, _ := tx.tx.Query(tx.ctx, q, username)
+	u, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[User])
+	if err != nil {
+		return User{}, fmt.Errorf("user by name: %w", translate(err))
+	}
+	return u, nil
+}
+
 // UserByID finds a user by id.
 func (db *DB) UserByID(ctx context.Context, id string) (User, error) {
 	ctx, cancel := withTimeout(ctx)

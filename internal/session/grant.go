@@ -15,6 +15,7 @@ import (
 	"github.com/seedc5a8123e/authd/internal/audit"
 	"github.com/seedc5a8123e/authd/internal/postgres"
 	"github.com/seedc5a8123e/authd/internal/statuslist"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 	"github.com/seedc5a8123e/authd/internal/username"
 )
@@ -22,7 +23,10 @@ import (
 // checkPassword returns the user if username and pw match an enabled user,
 // and whether the stored hash should be upgraded. Unknown users cost one
 // dummy verification so timing reveals nothing.
-func (s *Service) checkPassword(ctx context.Context, login, pw string) (postgres.User, bool, error) {
+//
+// tx, when not nil, is the throttle's transaction of the check, whose
+// connection the user is read on.
+func (s *Service) checkPassword(ctx context.Context, tx *postgres.Tx, login, pw string) (postgres.User, bool, error) {
 	name, err := username.Map(login)
 	if err != nil {
 		// No user can have this name (the rule at creation), and it must not
@@ -31,7 +35,12 @@ func (s *Service) checkPassword(ctx context.Context, login, pw string) (postgres
 		s.hasher.VerifyDummy(pw)
 		return postgres.User{}, false, ErrInvalidCredentials
 	}
-	u, err := s.db.UserByUsername(ctx, name)
+	var u postgres.User
+	if tx != nil {
+		u, err = tx.UserByUsername(name)
+	} else {
+		u, err = s.db.UserByUsername(ctx, name)
+	}
 	if errors.Is(err, postgres.ErrNotFound) {
 		s.hasher.VerifyDummy(pw)
 		return postgres.User{}, false, ErrInvalidCredentials
@@ -129,46 +138,67 @@ func (s *Service) ClientCredentialsGrant(ctx context.Context, clientID, secret s
 	return g, err
 }
 
-// login checks the password under the brute-force throttle, creates the
-// session, then upgrades a hash made with older parameters (which does not
-// change the credentials version the session insert is conditional on).
-// Login keys live under "login:", and the name is taken as given, so unknown
-// and known usernames count alike.
+// login checks the password under the brute-force throttle and creates the
+// session in the throttle's transaction, so that a successful login is one
+// durable commit; then it announces the sessions the cap evicted and
+// upgrades a hash made with older parameters (which does not change the
+// credentials version the session insert is conditional on). Login keys
+// live under "login:", and the name is taken as given, so unknown and known
+// usernames count alike.
 func (s *Service) login(ctx context.Context, name, pw, grant string, m Meta) (Grant, error) {
-	var g Grant
-	err := s.throttle.Guard(ctx, loginKey(name), m.IP, func() error {
-		u, rehash, err := s.checkPassword(ctx, name, pw)
-		if err != nil {
+	var (
+		g       Grant
+		evicted []postgres.RevokedSession
+		u       postgres.User
+		rehash  bool
+	)
+	err := s.throttle.Guard(ctx, throttle.Attempt{Key: loginKey(name), IP: m.IP, Admit: s.hasher.Admit,
+		Check: func(tx *postgres.Tx) error {
+			g, evicted, rehash = Grant{}, nil, false
+			var err error
+			if u, rehash, err = s.checkPassword(ctx, tx, name, pw); err != nil {
+				return err
+			}
+			if grant == GrantClientCredentials && u.Role != RoleService {
+				return ErrInvalidCredentials
+			}
+			// A service identity's secret is a client credential: it gets no
+			// refresh token, and nothing is written. Told only to a caller
+			// that knew the secret.
+			if grant == GrantPassword && u.Role == RoleService {
+				return ErrUnauthorizedClient
+			}
+			// A client that hung up gets no session; a wrong password it
+			// sent was recorded all the same (above, by the throttle).
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			g, evicted, err = s.createSession(ctx, tx, u, grant, m)
 			return err
-		}
-		if grant == GrantClientCredentials && u.Role != RoleService {
-			return ErrInvalidCredentials
-		}
-		// A service identity's secret is a client credential: it gets no
-		// refresh token, and nothing is written. Told only to a caller that
-		// knew the secret.
-		if grant == GrantPassword && u.Role == RoleService {
-			return ErrUnauthorizedClient
-		}
-		if g, err = s.createSession(ctx, u, grant, m); err != nil {
-			return err
-		}
-		if rehash {
-			s.rehash(ctx, u, pw)
-		}
-		return nil
-	}, func(err error) bool { return errors.Is(err, ErrInvalidCredentials) })
-	return g, err
+		},
+		Wrong: func(err error) bool { return errors.Is(err, ErrInvalidCredentials) },
+	})
+	if err != nil {
+		return Grant{}, err
+	}
+	s.Announce(ctx, ReasonSessionLimit, postgres.Revocations{Sessions: evicted})
+	s.obs.TokenIssued(grant)
+	if rehash {
+		s.rehash(ctx, u, pw)
+	}
+	return g, nil
 }
 
 // createSession makes the session of a password grant (with a refresh token)
-// or a client_credentials grant (without). A user whose password, role or
-// state changed since checkPassword gets ErrInvalidCredentials, as if the
-// change had come first.
+// or a client_credentials grant (without), in tx (the login's transaction)
+// or, when tx is nil, in a transaction of its own. A user whose password,
+// role or state changed since checkPassword gets ErrInvalidCredentials, as
+// if the change had come first. It returns the sessions the cap evicted,
+// for the caller to announce once tx has committed.
 //
 // The session is issued to a client: the service identity itself for
 // client_credentials, else the client m names, else DefaultClientID.
-func (s *Service) createSession(ctx context.Context, u postgres.User, grant string, m Meta) (Grant, error) {
+func (s *Service) createSession(ctx context.Context, tx *postgres.Tx, u postgres.User, grant string, m Meta) (Grant, []postgres.RevokedSession, error) {
 	withRefresh := grant == GrantPassword
 	clientID := m.ClientID
 	switch {
@@ -180,7 +210,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	sid := uuid.NewString()
 	entry, err := s.allocateStatus(ctx)
 	if err != nil {
-		return Grant{}, err
+		return Grant{}, nil, err
 	}
 	status := s.statusRef(entry)
 	ns := postgres.NewSession{
@@ -193,7 +223,7 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 	if withRefresh {
 		var err error
 		if g.RefreshToken, err = token.NewRefreshFor(sid); err != nil {
-			return Grant{}, err
+			return Grant{}, nil, err
 		}
 		ns.RefreshTokenHash = token.HashRefresh(g.RefreshToken)
 	}
@@ -215,23 +245,27 @@ func (s *Service) createSession(ctx context.Context, u postgres.User, grant stri
 		g.AccessToken, g.ExpiresIn = minted.Token, expiresIn(minted, now)
 		return postgres.MintedSession{CreatedAt: now, ExpiresAt: end, JTI: minted.JTI, AccessExp: minted.ExpiresAt, IssuedAt: minted.IssuedAt}, nil
 	}
-	evicted, err := s.db.CreateSessionMinting(ctx, ns, mint)
+	create := func() ([]postgres.RevokedSession, error) {
+		if tx != nil {
+			return tx.CreateSessionMinting(ns, mint)
+		}
+		return s.db.CreateSessionMinting(ctx, ns, mint)
+	}
+	evicted, err := create()
 	if errors.Is(err, postgres.ErrNoStatusLists) {
 		// Migrated down since the list was leased: mint again without the
 		// claim, which would name a bit that can never be set.
 		s.status.Forget()
 		status, ns.StatusListID, ns.StatusIdx = nil, 0, 0
-		evicted, err = s.db.CreateSessionMinting(ctx, ns, mint)
+		evicted, err = create()
 	}
 	if err != nil {
 		if errors.Is(err, postgres.ErrUserChanged) {
-			return Grant{}, ErrInvalidCredentials
+			return Grant{}, nil, ErrInvalidCredentials
 		}
-		return Grant{}, err
+		return Grant{}, nil, err
 	}
-	s.Announce(ctx, ReasonSessionLimit, postgres.Revocations{Sessions: evicted})
-	s.obs.TokenIssued(grant)
-	return g, nil
+	return g, evicted, nil
 }
 
 func expiresIn(m token.Minted, now time.Time) int64 {

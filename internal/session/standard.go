@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seedc5a8123e/authd/internal/postgres"
+	"github.com/seedc5a8123e/authd/internal/throttle"
 	"github.com/seedc5a8123e/authd/internal/token"
 )
 
@@ -178,17 +179,20 @@ func live(a postgres.SessionAuth, now time.Time) bool {
 // anything else, a real user's right password included.
 func (s *Service) AuthenticateClient(ctx context.Context, clientID, secret string, m Meta) (Principal, error) {
 	var p Principal
-	err := s.throttle.Guard(ctx, loginKey(clientID), m.IP, func() error {
-		u, _, err := s.checkPassword(ctx, clientID, secret)
-		if err != nil {
-			return err
-		}
-		if u.Role != RoleService {
-			return ErrInvalidCredentials
-		}
-		p = Principal{UserID: u.ID, Role: u.Role}
-		return nil
-	}, func(err error) bool { return errors.Is(err, ErrInvalidCredentials) })
+	err := s.throttle.Guard(ctx, throttle.Attempt{Key: loginKey(clientID), IP: m.IP, Admit: s.hasher.Admit,
+		Check: func(tx *postgres.Tx) error {
+			u, _, err := s.checkPassword(ctx, tx, clientID, secret)
+			if err != nil {
+				return err
+			}
+			if u.Role != RoleService {
+				return ErrInvalidCredentials
+			}
+			p = Principal{UserID: u.ID, Role: u.Role}
+			return nil
+		},
+		Wrong: func(err error) bool { return errors.Is(err, ErrInvalidCredentials) },
+	})
 	if errors.Is(err, ErrInvalidCredentials) {
 		return Principal{}, ErrInvalidClient
 	}

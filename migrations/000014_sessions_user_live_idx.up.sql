@@ -1,0 +1,13 @@
+-- Issue 14: the cap on a user's live sessions is checked at every login.
+-- Through sessions_user_id_created_at_idx that check walks every session the
+-- user ever had that is still stored (revoked and expired ones included,
+-- until the pruning job deletes them): 0.37 ms at 102 sessions, growing
+-- without bound. This index holds only unrevoked sessions, and its range
+-- expires_at > now only the live ones, so the check reads at most the cap
+-- plus one entry (internal/postgres, evictSQL). Refreshes change none of its
+-- columns, so it does not stand in the way of HOT rotations.
+--
+-- Expand only: the release before never names it, and this release runs
+-- the same statement without it. CONCURRENTLY, so creating it on a large
+-- table blocks no login; it must be the only statement of its step.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS sessions_user_live_idx ON sessions (user_id, expires_at) WHERE revoked_at IS NULL;
