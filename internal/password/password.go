@@ -13,8 +13,9 @@ import (
 	"runtime"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
 	"golang.org/x/text/secure/precis"
+
+	"github.com/seedc5a8123e/authd/internal/password/argon2"
 )
 
 // Params are argon2id cost parameters.
@@ -36,11 +37,13 @@ var ErrMalformedHash = errors.New("password: malformed hash")
 type Hasher struct {
 	p     Params
 	dummy string
-	// slots bounds how many argon2 computations run at once. Each takes
-	// Params.Memory (19 MiB by default), so without a bound a flood of
-	// logins, even throttled ones spread over many accounts and addresses,
-	// could take the process's memory.
-	slots chan struct{}
+	// works bounds how many argon2 computations run at once, each in a work
+	// area of its own taken from here and put back. Each takes Params.Memory
+	// (19 MiB by default), so without a bound a flood of logins, even
+	// throttled ones spread over many accounts and addresses, could take the
+	// process's memory; with it, the hashes' memory is at most that many
+	// areas, allocated once and reused (internal/password/argon2 says why).
+	works chan *argon2.Work
 	// admitted bounds the password checks that hold a connection while
 	// they hash (Admit) to as many as may hash at once, so none of them
 	// waits for a hashing slot with a transaction open on the database
@@ -52,7 +55,10 @@ type Hasher struct {
 // for an unknown user costs the same as one for a real user.
 func New(p Params) *Hasher {
 	n := 2 * runtime.GOMAXPROCS(0)
-	h := &Hasher{p: p, slots: make(chan struct{}, n), admitted: make(chan struct{}, n)}
+	h := &Hasher{p: p, works: make(chan *argon2.Work, n), admitted: make(chan struct{}, n)}
+	for range n {
+		h.works <- new(argon2.Work) // sized by its first hash
+	}
 	d, err := h.Hash("authd-dummy-password-for-timing")
 	if err != nil {
 		panic(err) // only crypto/rand can fail here, and then nothing works
@@ -113,11 +119,11 @@ func (h *Hasher) Verify(pw, encoded string) (ok, needsRehash bool, err error) {
 	return false, false, nil
 }
 
-// idKey is argon2.IDKey inside one of the hasher's slots.
+// idKey is argon2id in one of the hasher's work areas.
 func (h *Hasher) idKey(pw, salt []byte, t, m uint32, threads uint8, keyLen uint32) []byte {
-	h.slots <- struct{}{}
-	defer func() { <-h.slots }()
-	return argon2.IDKey(pw, salt, t, m, threads, keyLen)
+	w := <-h.works
+	defer func() { h.works <- w }()
+	return w.IDKey(pw, salt, t, m, threads, keyLen)
 }
 
 // Admit waits until fewer checks than may hash at once are admitted, or

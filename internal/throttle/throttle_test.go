@@ -74,7 +74,10 @@ func setup(t *testing.T, cfg throttle.Config) (*throttle.Throttle, *clock.Manual
 
 // openDB opens a pool on url big enough for the attempts a test holds in
 // flight at once, each of which keeps a connection (the throttle allows
-// half the pool).
+// half the pool). Always direct, even when AUTHD_TEST_POOLER_URL is set:
+// test-ha's PgBouncer has 4 server connections per database, fewer than
+// these tests keep in flight; the session, account and HTTP tests run the
+// same transactions through it.
 func openDB(t *testing.T, url string) *postgres.DB {
 	t.Helper()
 	db, err := postgres.Open(context.Background(), url, postgres.Options{MaxConns: 30})
