@@ -888,3 +888,26 @@ func TestMixedFleetCannotOutrunTheBound(t *testing.T) {
 		t.Fatalf("a sixth check: retry after %s, want %s", got, throttle.InFlightRetry)
 	}
 }
+
+// TestHangUpMidCheckStillRecordsTheGuess: the client goes away while its
+// password is being hashed; the wrong guess is recorded all the same, in
+// the attempt's transaction, which does not follow the request's context.
+func TestHangUpMidCheckStillRecordsTheGuess(t *testing.T) {
+	th, _, db := setup(t, throttle.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	err := th.Guard(ctx, throttle.Attempt{Key: "login:gone", IP: "192.0.2.40",
+		Check: func(*postgres.Tx) error {
+			cancel() // the client hangs up mid-hash
+			return authdtest.ErrWrong
+		},
+		Wrong: func(err error) bool { return errors.Is(err, authdtest.ErrWrong) },
+	})
+	if !errors.Is(err, authdtest.ErrWrong) {
+		t.Fatalf("Guard = %v, want the wrong password, recorded", err)
+	}
+	for _, k := range [][2]string{{postgres.ScopeAccount, "login:gone"}, {postgres.ScopeAccountIP, "login:gone|192.0.2.40"}, {postgres.ScopeIP, "192.0.2.40"}} {
+		if r, _ := row(t, db, k[0], k[1]); r.Failures != 1 {
+			t.Fatalf("%v after a hang-up mid-check: %+v, want the failure counted", k, r)
+		}
+	}
+}
