@@ -151,13 +151,7 @@ func keysList(ctx context.Context, e env) error {
 		return err
 	}
 	ts := keyring.Schedule(rows, kc.RetireAfter)
-	signing := ""
-	var latest time.Time
-	for _, t := range ts {
-		if t.Published(now) && !t.SignAt.After(now) && !t.SignAt.Before(latest) {
-			signing, latest = t.KID, t.SignAt
-		}
-	}
+	signing, _ := keys.Signing(ts, now)
 	for _, t := range ts {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.KID, t.Alg, keyState(t, signing, now),
 			at(t.PublishAt), at(t.SignAt), at(t.RetireAt))

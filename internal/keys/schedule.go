@@ -31,7 +31,6 @@ var ErrNoSigningKey = errors.New("keys: no published key signs yet")
 // Every replica reads the same rows, so each computes the same Set from
 // its own clock, with no message to pass at the switch.
 func At(ts []Timed, now time.Time) (*Set, time.Time, error) {
-	var live []Timed
 	var next time.Time
 	soonest := func(t time.Time) {
 		if t.After(now) && (next.IsZero() || t.Before(next)) {
@@ -42,12 +41,39 @@ func At(ts []Timed, now time.Time) (*Set, time.Time, error) {
 		soonest(t.PublishAt)
 		soonest(t.SignAt)
 		soonest(t.RetireAt)
+	}
+	live := published(ts, now)
+	if len(live) == 0 || live[0].SignAt.After(now) {
+		return nil, next, ErrNoSigningKey
+	}
+	ks := make([]*Key, len(live))
+	for i, t := range live {
+		ks[i] = t.Key
+	}
+	s, err := NewSet(ks...)
+	return s, next, err
+}
+
+// Signing is the kid of the key that signs at now under the schedule ts,
+// false when none does: At's choice, for a schedule read without its keys.
+func Signing(ts []Timed, now time.Time) (string, bool) {
+	live := published(ts, now)
+	if len(live) == 0 || live[0].SignAt.After(now) {
+		return "", false
+	}
+	return live[0].KID, true
+}
+
+// published is the keys of ts published at now, the signing key first,
+// then the others, newest first: the JWKS lists what a verifier is likeliest
+// to need first.
+func published(ts []Timed, now time.Time) []Timed {
+	var live []Timed
+	for _, t := range ts {
 		if t.Published(now) {
 			live = append(live, t)
 		}
 	}
-	// The signing key first, then the others, newest first: the JWKS lists
-	// what a verifier is likeliest to need first.
 	slices.SortStableFunc(live, func(a, b Timed) int {
 		aSigns, bSigns := !a.SignAt.After(now), !b.SignAt.After(now)
 		if aSigns != bSigns {
@@ -58,13 +84,5 @@ func At(ts []Timed, now time.Time) (*Set, time.Time, error) {
 		}
 		return b.SignAt.Compare(a.SignAt)
 	})
-	if len(live) == 0 || live[0].SignAt.After(now) {
-		return nil, next, ErrNoSigningKey
-	}
-	ks := make([]*Key, len(live))
-	for i, t := range live {
-		ks[i] = t.Key
-	}
-	s, err := NewSet(ks...)
-	return s, next, err
+	return live
 }
