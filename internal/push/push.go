@@ -229,7 +229,12 @@ func (r *Redis) Close() error {
 		<-r.done
 		t.Stop()
 		r.stop()
-		r.closeErr = r.client.Close()
+		// A connection the stop above already closed (a command cut short
+		// by hardStop) makes the pool's Close report net.ErrClosed: that
+		// connection is released as Close was asked to, so it is no error.
+		if err := r.client.Close(); !errors.Is(err, net.ErrClosed) {
+			r.closeErr = err
+		}
 	})
 	return r.closeErr
 }
