@@ -36,6 +36,7 @@ type Metrics struct {
 	tokensIssued   *prometheus.CounterVec
 	refreshReuse   prometheus.Counter
 	refreshRaced   prometheus.Counter
+	refreshFull    prometheus.Counter
 	revocations    *prometheus.CounterVec
 	feedPolls      prometheus.Counter
 	feedEntries    prometheus.Counter
@@ -74,6 +75,10 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 		refreshRaced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "authd_refresh_reuse_grace_total",
 			Help: "Presentations of the just-rotated refresh token within AUTHD_REFRESH_REUSE_GRACE, refused without revoking the session.",
+		}),
+		refreshFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "authd_refresh_full_path_total",
+			Help: "Refresh requests decided by the full transaction rather than the one-statement rotation: rotated-away or unknown tokens, sessions refused or revoked, cutoffs, tokens of older releases.",
 		}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authd_revocations_total", Help: "Sessions revoked, by reason.",
@@ -130,7 +135,7 @@ func New(reg *prometheus.Registry, pool *pgxpool.Pool, grants []string) *Metrics
 			Help: "When this replica last read the database signing keys (AUTHD_KEY_ENCRYPTION_KEY), in Unix seconds; 0 with key files. Alert when it falls a minute behind: the replica would miss a rotation.",
 		}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.revocations,
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.tokensIssued, m.refreshReuse, m.refreshRaced, m.refreshFull, m.revocations,
 		m.feedPolls, m.feedEntries, m.pushFailures, m.pruneRuns, m.pruneDeleted, m.loginThrottled,
 		m.feedReads, m.feedSource, m.feedLag, m.clientPoll, m.clientLag, m.propagation, m.keysRead,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -237,6 +242,15 @@ func (m *Metrics) RefreshRaced() {
 		return
 	}
 	m.refreshRaced.Inc()
+}
+
+// RefreshFullPath counts a refresh the one-statement rotation left to the
+// full transaction.
+func (m *Metrics) RefreshFullPath() {
+	if m == nil {
+		return
+	}
+	m.refreshFull.Inc()
 }
 
 // Revoked counts n sessions revoked for reason. Callers pass one of their

@@ -1,8 +1,14 @@
 package postgres_test
 
 import (
+	"cmp"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/seedc5a8123e/authd/internal/pgtest"
 	"github.com/seedc5a8123e/authd/internal/postgres"
@@ -104,5 +110,181 @@ func TestRevokeTxOpensWithItsFirstStatement(t *testing.T) {
 	if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {
 		t.Fatalf("connections left in a transaction: %d, %v", open, err)
+	}
+}
+
+// rotateCurrent runs RotateCurrentRefresh in a minting transaction of its
+// own, as a refresh does.
+func rotateCurrent(db *postgres.DB, r postgres.CurrentRotation) (postgres.RotatedSession, error) {
+	var rs postgres.RotatedSession
+	err := db.InMintTx(ctx, func(tx *postgres.Tx) error {
+		var err error
+		rs, err = tx.RotateCurrentRefresh(r)
+		return err
+	})
+	return rs, err
+}
+
+// currentRotation rotates sid from refresh to next at at, for a client
+// naming none, with a ten-minute access token and no idle timeout.
+func currentRotation(sid, refresh, next string, at time.Time) postgres.CurrentRotation {
+	return postgres.CurrentRotation{
+		SID: sid, Hash: token.HashRefresh(refresh), NewHash: token.HashRefresh(next), JTI: uuid.NewString(),
+		IssuedAt: at.Unix(), AccessExp: at.Add(10 * time.Minute), At: at, ServiceRole: "service",
+	}
+}
+
+// The one-statement refresh rotates exactly what RotateRefresh rotates, and
+// keeps every rotated-away token findable as a reuse.
+func TestRotateCurrentRefreshRotates(t *testing.T) {
+	t.Parallel()
+	db, b := setup(t)
+	u := createUser(t, db, b, "alice", "user")
+	ns := newSession(u, t0, t0.Add(24*time.Hour), "a0")
+	ns.ClientID = "app"
+	sid := createSession(t, db, ns)
+	at := t0.Add(time.Minute)
+	r := currentRotation(sid, "a0", "a1", at)
+	rs, err := rotateCurrent(db, r)
+	if err != nil {
+		t.Fatalf("rotate the current token: %v", err)
+	}
+	if rs.UserID != u.ID || rs.Role != "user" || rs.ClientID != "app" || !rs.ExpiresAt.Equal(ns.ExpiresAt) {
+		t.Fatalf("rotated session %+v; want alice's, client app, ending %v", rs, ns.ExpiresAt)
+	}
+	var jti string
+	var iat int64
+	var exp, refreshed time.Time
+	if err := db.Pool().QueryRow(ctx, `SELECT last_jti::text, last_iat, access_exp, last_refreshed_at FROM sessions WHERE id = $1`, sid).
+		Scan(&jti, &iat, &exp, &refreshed); err != nil {
+		t.Fatal(err)
+	}
+	if jti != r.JTI || iat != r.IssuedAt || !exp.Equal(r.AccessExp) || !refreshed.Equal(at) {
+		t.Fatalf("row after rotation: jti %s iat %d exp %v refreshed %v; want %s %d %v %v", jti, iat, exp, refreshed, r.JTI, r.IssuedAt, r.AccessExp, at)
+	}
+	// Twice more, with the client named: a0 moves to the history, a1 is the
+	// previous token, and each is a reuse.
+	r2 := currentRotation(sid, "a1", "a2", at.Add(time.Minute))
+	r2.ClientID = "app"
+	if _, err := rotateCurrent(db, r2); err != nil {
+		t.Fatalf("second rotation: %v", err)
+	}
+	if _, err := rotateCurrent(db, currentRotation(sid, "a2", "a3", at.Add(2*time.Minute))); err != nil {
+		t.Fatalf("third rotation: %v", err)
+	}
+	for tok, prev := range map[string]bool{"a0": false, "a1": false, "a2": true} {
+		row, err := lockRefreshOf(db, sid, tok)
+		if err != nil || !row.Reused || row.Previous != prev {
+			t.Errorf("%s after three rotations: %+v, %v; want a reuse, previous %v", tok, row, err, prev)
+		}
+		if _, err := rotateCurrent(db, currentRotation(sid, tok, "x", at.Add(3*time.Minute))); !errors.Is(err, postgres.ErrNotFound) {
+			t.Errorf("%s rotated again in one statement: %v; want ErrNotFound", tok, err)
+		}
+	}
+	if row, err := lockRefreshOf(db, sid, "a3"); err != nil || row.Reused {
+		t.Errorf("a3: %+v, %v; want the current token", row, err)
+	}
+}
+
+// Every refresh that needs a decision is left to the full path, with
+// nothing written.
+func TestRotateCurrentRefreshLeavesDecisionsToTheFullPath(t *testing.T) {
+	t.Parallel()
+	db, b := setup(t)
+	at := t0.Add(time.Hour)
+	for _, tc := range []struct {
+		name   string
+		role   string
+		setup  string // run with $1 the session's id, $2 its user's
+		change func(*postgres.CurrentRotation)
+	}{
+		{name: "wrong token", change: func(r *postgres.CurrentRotation) { r.Hash = token.HashRefresh("other") }},
+		{name: "another client", change: func(r *postgres.CurrentRotation) { r.ClientID = "other" }},
+		{name: "no client bound", setup: `UPDATE sessions SET client_id = NULL WHERE id = $1 AND $2::uuid IS NOT NULL`},
+		{name: "session ends before the token", change: func(r *postgres.CurrentRotation) { r.AccessExp = t0.Add(25 * time.Hour) }},
+		{name: "idle", change: func(r *postgres.CurrentRotation) { r.IdleSince = t0.Add(time.Second) }},
+		{name: "revoked", setup: `UPDATE sessions SET revoked_at = created_at, revoked_reason = 'logout' WHERE id = $1 AND $2::uuid IS NOT NULL`},
+		{name: "user disabled", setup: `UPDATE users SET disabled_at = now() WHERE id = $2 AND $1::uuid IS NOT NULL`},
+		{name: "service identity", role: "service"},
+		{name: "user cutoff moves iat", setup: `UPDATE users SET tokens_nbf = $3 WHERE id = $2 AND $1::uuid IS NOT NULL`},
+		{name: "issuer cutoff moves iat", setup: `INSERT INTO revocation_cutoffs (revoked_at, nbf, exp, reason)
+			SELECT $4::timestamptz - interval '1 hour', $3, $4::timestamptz + interval '1 hour', 'test' WHERE $1::uuid IS NOT NULL AND $2::uuid IS NOT NULL`},
+		{name: "minted before an issuer cutoff", setup: `INSERT INTO revocation_cutoffs (revoked_at, nbf, exp, reason)
+			SELECT $4::timestamptz - interval '1 minute', $3 - 7200, $4::timestamptz + interval '1 hour', 'test' WHERE $1::uuid IS NOT NULL AND $2::uuid IS NOT NULL`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Not parallel: the issuer-wide cases change every session.
+			u := createUser(t, db, b, "u-"+uuid.NewString()[:8], cmp.Or(tc.role, "user"))
+			tok := "t0-" + tc.name
+			ns := newSession(u, t0, t0.Add(24*time.Hour), tok)
+			ns.ClientID = "app"
+			sid := createSession(t, db, ns)
+			if tc.setup != "" {
+				args := []any{sid, u.ID}
+				if strings.Contains(tc.setup, "$3") {
+					args = append(args, at.Unix()+1)
+				}
+				if strings.Contains(tc.setup, "$4") {
+					args = append(args, at)
+				}
+				if _, err := db.Pool().Exec(ctx, tc.setup, args...); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() {
+					if _, err := db.Pool().Exec(ctx, `DELETE FROM revocation_cutoffs`); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			r := currentRotation(sid, tok, "t1", at)
+			if tc.change != nil {
+				tc.change(&r)
+			}
+			before := sessionRow(t, db, sid)
+			if rs, err := rotateCurrent(db, r); !errors.Is(err, postgres.ErrNotFound) {
+				t.Fatalf("rotated: %+v, %v; want ErrNotFound", rs, err)
+			}
+			var n int
+			if err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM refresh_token_history WHERE session_id = $1`, sid).Scan(&n); err != nil || n != 0 {
+				t.Errorf("history rows %d, %v; want none", n, err)
+			}
+			if after := sessionRow(t, db, sid); !reflect.DeepEqual(before, after) {
+				t.Errorf("session changed:\n%+v\nto\n%+v", before, after)
+			}
+		})
+	}
+}
+
+// Two refreshes with one token: the second, waiting for the first's lock,
+// finds the token rotated away once it is granted and rotates nothing.
+func TestRotateCurrentRefreshRechecksAfterTheLock(t *testing.T) {
+	t.Parallel()
+	db, b := setup(t)
+	ns := newSession(createUser(t, db, b, "alice", "user"), t0, t0.Add(24*time.Hour), "a0")
+	ns.ClientID = "app"
+	sid := createSession(t, db, ns)
+	release := holdTx(t, db, func(tx *postgres.Tx) error {
+		if _, err := tx.LockSessionByRefreshHash(sid, token.HashRefresh("a0")); err != nil {
+			return err
+		}
+		return tx.RotateRefresh(postgres.Rotation{SID: sid, NewHash: token.HashRefresh("won"), JTI: uuid.NewString(),
+			AccessExp: t0.Add(10 * time.Minute), At: t0})
+	})
+	finished := make(chan struct{})
+	var err error
+	go func() {
+		defer close(finished)
+		_, err = rotateCurrent(db, currentRotation(sid, "a0", "lost", t0))
+	}()
+	awaitBlocked(t, db, finished)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	<-finished
+	if !errors.Is(err, postgres.ErrNotFound) {
+		t.Fatalf("the second refresh with a0: %v; want ErrNotFound", err)
+	}
+	if row, err := lockRefreshOf(db, sid, "won"); err != nil || row.Reused {
+		t.Fatalf("the first refresh's token: %+v, %v; want it current", row, err)
 	}
 }

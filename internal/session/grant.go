@@ -292,6 +292,10 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 	if err := CheckClientID(m.ClientID); err != nil {
 		return Grant{}, err
 	}
+	if g, ok, err := s.refreshCurrent(ctx, refresh, m); ok || err != nil {
+		return g, err
+	}
+	s.obs.RefreshFullPath()
 	var (
 		g       Grant
 		reused  bool
@@ -409,4 +413,60 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 	}
 	s.obs.TokenIssued(GrantRefreshToken)
 	return g, nil
+}
+
+// refreshCurrent is the common refresh in one round trip: the current token
+// of a session that needs no decision, rotated by one statement that checks
+// in SQL what RefreshGrantWith checks in Go (postgres.Tx.RotateCurrentRefresh),
+// with the new access token's id and times chosen before it and the token
+// signed after the commit. ok is false, with nothing written, when the
+// refresh needs the full path: a token rotated away (reuse or race), an
+// unknown one, a session revoked, expiring, idle or cut off, a client
+// mismatch or none bound, a cutoff that moves the new token's iat, or a
+// token of a release before NewRefreshFor.
+//
+// The signature comes after the commit, so the rotation cannot wait for
+// it; the stamp holds the signing key, which leaves the signature nothing
+// to fail on but a broken key (then the client must log in again, as after
+// any refresh whose answer it lost).
+func (s *Service) refreshCurrent(ctx context.Context, refresh string, m Meta) (g Grant, ok bool, err error) {
+	sid := token.RefreshSID(refresh)
+	if sid == "" {
+		return Grant{}, false, nil
+	}
+	now := s.clock.Now()
+	stamp := s.signer.NewStamp()
+	rt, err := token.NewRefreshFor(sid)
+	if err != nil {
+		return Grant{}, false, err
+	}
+	r := postgres.CurrentRotation{
+		SID: sid, Hash: token.HashRefresh(refresh), NewHash: token.HashRefresh(rt), JTI: stamp.JTI,
+		IssuedAt: stamp.IssuedAt, AccessExp: stamp.ExpiresAt, At: now, ClientID: m.ClientID, ServiceRole: RoleService,
+	}
+	if s.limits.IdleTTL > 0 {
+		r.IdleSince = now.Add(-s.limits.IdleTTL)
+	}
+	var rs postgres.RotatedSession
+	err = s.db.InMintTx(ctx, func(tx *postgres.Tx) error {
+		rs, err = tx.RotateCurrentRefresh(r)
+		return err
+	})
+	if errors.Is(err, postgres.ErrNotFound) {
+		return Grant{}, false, nil
+	}
+	if err != nil {
+		return Grant{}, false, err
+	}
+	minted, err := s.signer.MintStamped(token.Access{
+		Subject: rs.UserID, SID: sid, Role: rs.Role, ClientID: rs.ClientID, NotAfter: rs.ExpiresAt,
+		Status: s.statusRef(statuslist.Entry{List: rs.StatusListID, Idx: rs.StatusIdx}),
+	}, stamp)
+	if err != nil {
+		s.log.Error("access token not signed after its rotation committed", "sid", sid, "err", err)
+		return Grant{}, true, err
+	}
+	s.obs.TokenIssued(GrantRefreshToken)
+	return Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: sid,
+		ClientID: rs.ClientID}, true, nil
 }

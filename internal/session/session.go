@@ -155,6 +155,10 @@ type Observer interface {
 	// RefreshRaced: a just-rotated refresh token was presented again within
 	// the reuse grace, and forgiven.
 	RefreshRaced()
+	// RefreshFullPath: a refresh the one-statement rotation did not serve
+	// was decided by the full transaction (a rotated-away or unknown token,
+	// a session to revoke or refuse, a cutoff, an older release's token).
+	RefreshFullPath()
 	// Revoked: n sessions were revoked, each for the first time, for
 	// reason, a constant of this package or of its callers.
 	Revoked(reason string, n int)
@@ -165,6 +169,7 @@ type nopObserver struct{}
 func (nopObserver) TokenIssued(string)  {}
 func (nopObserver) RefreshReused()      {}
 func (nopObserver) RefreshRaced()       {}
+func (nopObserver) RefreshFullPath()    {}
 func (nopObserver) Revoked(string, int) {}
 
 // Service applies the session rules.

@@ -60,11 +60,17 @@ type observer struct {
 	revoked map[string]int
 	reused  int
 	raced   int
+	full    int
 }
 
 func (o *observer) TokenIssued(grant string) { o.mu.Lock(); o.issued[grant]++; o.mu.Unlock() }
 func (o *observer) RefreshReused()           { o.mu.Lock(); o.reused++; o.mu.Unlock() }
 func (o *observer) RefreshRaced()            { o.mu.Lock(); o.raced++; o.mu.Unlock() }
+func (o *observer) RefreshFullPath()         { o.mu.Lock(); o.full++; o.mu.Unlock() }
+
+// fullPaths is how many refreshes the one-statement rotation left to the
+// full transaction.
+func (o *observer) fullPaths() int { o.mu.Lock(); defer o.mu.Unlock(); return o.full }
 func (o *observer) Revoked(reason string, n int) {
 	o.mu.Lock()
 	o.revoked[reason] += n

@@ -111,33 +111,69 @@ func (i *Signer) Mint(sub, sid, role string, notAfter time.Time) (Minted, error)
 // lifetime from now, but never later than a.NotAfter, the session's absolute
 // expiry, so no token outlives its session. Every token carries client_id.
 func (i *Signer) MintAccess(a Access) (Minted, error) {
-	if a.ClientID == "" {
-		a.ClientID = DefaultClientID
+	st := i.NewStamp()
+	if a.NotAfter.Before(st.ExpiresAt) {
+		st.ExpiresAt = a.NotAfter.Truncate(time.Second)
 	}
-	now := i.clock.Now().Truncate(time.Second)
-	exp := now.Add(i.ttl)
-	if a.NotAfter.Before(exp) {
-		exp = a.NotAfter.Truncate(time.Second)
-	}
-	if !exp.After(now) {
+	if !st.ExpiresAt.After(st.now) {
 		return Minted{}, errors.New("token: session expires before the token could be valid")
 	}
-	if a.MinIssuedAt > now.Add(MaxClockSkew).Unix() {
+	if a.MinIssuedAt > st.now.Add(MaxClockSkew).Unix() {
 		// The second after a cutoff is ahead by design, and a replica whose
 		// clock is behind the one that decided it by up to MaxClockSkew
 		// more; beyond that the clocks are not what the feed assumes.
-		return Minted{}, fmt.Errorf("token: a cutoff at %d is more than %s ahead of this clock (%d)", a.MinIssuedAt, MaxClockSkew, now.Unix())
+		return Minted{}, fmt.Errorf("token: a cutoff at %d is more than %s ahead of this clock (%d)", a.MinIssuedAt, MaxClockSkew, st.now.Unix())
 	}
-	jti := uuid.NewString()
+	st.IssuedAt = max(st.IssuedAt, a.MinIssuedAt)
+	return i.sign(a, st)
+}
+
+// Stamp is the part of an access token that its session row records (its
+// id, iat and expiry) and the key that will sign it, chosen before the
+// token is signed: a refresh records them in the statement that rotates
+// and commits, and signs after the commit (session's one-statement
+// refresh). Taking the key here leaves the signature nothing that can fail
+// once the rotation has committed.
+type Stamp struct {
+	JTI       string
+	IssuedAt  int64     // iat, Unix seconds: now
+	ExpiresAt time.Time // now plus the configured lifetime
+	now       time.Time // truncated to the second, also the token's nbf
+	key       *keys.Key
+}
+
+// NewStamp returns the stamp of a token minted now with the full lifetime
+// and no cutoff to respect.
+func (i *Signer) NewStamp() Stamp {
+	now := i.clock.Now().Truncate(time.Second)
+	return Stamp{JTI: uuid.NewString(), IssuedAt: now.Unix(), ExpiresAt: now.Add(i.ttl), now: now,
+		key: i.keys.Current().Signing()}
+}
+
+// MintStamped signs the token of st for a. The caller has checked what
+// MintAccess would adjust: a.NotAfter is not before st.ExpiresAt and
+// a.MinIssuedAt not after st.IssuedAt; a stamp that does not fit a is
+// refused rather than signed with other claims than the ones recorded.
+func (i *Signer) MintStamped(a Access, st Stamp) (Minted, error) {
+	if st.key == nil || a.NotAfter.Before(st.ExpiresAt) || a.MinIssuedAt > st.IssuedAt {
+		return Minted{}, errors.New("token: the stamp does not fit the session")
+	}
+	return i.sign(a, st)
+}
+
+func (i *Signer) sign(a Access, st Stamp) (Minted, error) {
+	if a.ClientID == "" {
+		a.ClientID = DefaultClientID
+	}
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.issuer,
 			Subject:   a.Subject,
 			Audience:  jwt.ClaimStrings{i.audience},
-			IssuedAt:  jwt.NewNumericDate(time.Unix(max(now.Unix(), a.MinIssuedAt), 0)),
-			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(exp),
-			ID:        jti,
+			IssuedAt:  jwt.NewNumericDate(time.Unix(st.IssuedAt, 0)),
+			NotBefore: jwt.NewNumericDate(st.now),
+			ExpiresAt: jwt.NewNumericDate(st.ExpiresAt),
+			ID:        st.JTI,
 		},
 		SID:      a.SID,
 		Role:     a.Role,
@@ -146,15 +182,14 @@ func (i *Signer) MintAccess(a Access) (Minted, error) {
 	if a.Status != nil {
 		claims.Status = &verifier.Status{StatusList: a.Status}
 	}
-	k := i.keys.Current().Signing()
-	t := jwt.NewWithClaims(k.Method(), claims)
-	t.Header["kid"] = k.ID
+	t := jwt.NewWithClaims(st.key.Method(), claims)
+	t.Header["kid"] = st.key.ID
 	t.Header["typ"] = Type
-	s, err := t.SignedString(k.Private())
+	s, err := t.SignedString(st.key.Private())
 	if err != nil {
 		return Minted{}, fmt.Errorf("token: sign: %w", err)
 	}
-	return Minted{Token: s, JTI: jti, ExpiresAt: exp, IssuedAt: claims.IssuedAt.Unix()}, nil
+	return Minted{Token: s, JTI: st.JTI, ExpiresAt: st.ExpiresAt, IssuedAt: st.IssuedAt}, nil
 }
 
 // ErrInvalid is returned for any token that does not verify. The reason is
