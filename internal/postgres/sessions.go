@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -55,23 +54,29 @@ func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) 
 
 // revokeOpen opens a revoking transaction with the server-side limits of
 // MaxRevokeTx. They travel in one pipeline with the transaction's first
-// statement (lazyTx), so they bind it without a round trip of their own.
-// SET LOCAL, unlike a startup parameter, passes PgBouncer in transaction
-// mode and dies with the transaction.
-var revokeOpen = []string{
-	`BEGIN`,
-	fmt.Sprintf(`SET LOCAL statement_timeout = %d`, MaxRevokeTx.Milliseconds()),
-	fmt.Sprintf(`SET LOCAL idle_in_transaction_session_timeout = %d`, MaxRevokeTx.Milliseconds()),
-}
+// statement (lazyTx), so they bind it without a round trip of their own,
+// and both go in one statement: set_config(…, true) is SET LOCAL, which,
+// unlike a startup parameter, passes PgBouncer in transaction mode and dies
+// with the transaction.
+var revokeOpen = []string{`BEGIN`, limitsSQL}
+
+var limitsSQL = fmt.Sprintf(`SELECT set_config('statement_timeout', '%[1]d', true), set_config('idle_in_transaction_session_timeout', '%[1]d', true)`,
+	MaxRevokeTx.Milliseconds())
 
 // mintOpen is revokeOpen taking issuerCutoffLock shared as well (InMintTx),
-// in the same pipeline: the server runs it before the first statement, so
-// that statement's snapshot already has every issuer-wide cutoff committed
-// before the lock was granted.
-var mintOpen = append(slices.Clone(revokeOpen), mintLockSQL)
+// in the limits' statement: the server runs it before the transaction's
+// first statement, so that statement's snapshot already has every
+// issuer-wide cutoff committed before the lock was granted. (A wait for the
+// lock is bounded by the caller's context, not by this statement's
+// statement_timeout, which was armed before set_config ran; once the lock is
+// held, both limits are in force.)
+var mintOpen = []string{`BEGIN`, limitsSQL + `, ` + mintLockCall}
 
 // mintLockSQL takes issuerCutoffLock shared until the transaction ends.
-var mintLockSQL = fmt.Sprintf(`SELECT pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock)
+var (
+	mintLockCall = fmt.Sprintf(`pg_advisory_xact_lock_shared(%d)`, issuerCutoffLock)
+	mintLockSQL  = `SELECT ` + mintLockCall
+)
 
 // RevokedSession is a revoked session as a verifier needs to know it: the
 // id of its newest access token, the session id, and that token's expiry in
@@ -549,20 +554,21 @@ func (tx *Tx) RevokeSession(r RevokeRequest) (*RevokeResult, error) {
 // revokeSession is RevokeSession, as the transaction's last statement when
 // last (Tx.queryRowLast).
 func (tx *Tx) revokeSession(r RevokeRequest, last bool) (*RevokeResult, error) {
-	q := `UPDATE sessions SET revoked_at = @at, revoked_reason = @reason, revoked_by_user_id = @by
-		WHERE id = @sid AND revoked_at IS NULL
+	// Positional arguments: pgx.NamedArgs lexes the statement again on
+	// every call, a cost every logout would pay (issue 14).
+	q := `UPDATE sessions SET revoked_at = $1, revoked_reason = $2, revoked_by_user_id = $3
+		WHERE id = $4 AND revoked_at IS NULL
 		RETURNING last_jti::text AS jti, id, extract(epoch FROM access_exp)::bigint AS exp, ` + tx.seqColumn() + ` AS seq,
 			revoked_at, revoked_reason, revoked_by_user_id::text AS by, user_id`
-	args := pgx.NamedArgs{"at": r.At, "reason": r.Reason, "by": r.By, "sid": r.SID}
+	args := []any{r.At, r.Reason, r.By, r.SID}
 	if tx.audits {
 		// Its audit row in the same statement, written only if it revoked:
 		// no extra round trip on logout.
-		for k, v := range revokedAudit(tx, r.Reason, r.By, r.At).args() {
-			args[k] = v
-		}
+		e := revokedAudit(tx, r.Reason, r.By, r.At)
+		args = append(args, e.At, e.Type, e.Actor, e.IP, e.UserAgent, e.Detail)
 		q = `WITH r AS (` + q + `),
 			a AS (INSERT INTO audit_events (at, type, actor, subject_user_id, session_id, ip, user_agent, detail)
-				SELECT @a_at, @a_type, @a_actor, r.user_id, r.id, NULLIF(@a_ip::text, '')::inet, NULLIF(@a_ua::text, ''), @a_detail::jsonb
+				SELECT $5, $6, $7, r.user_id, r.id, NULLIF($8::text, '')::inet, NULLIF($9::text, ''), $10::jsonb
 				FROM r)
 			SELECT jti, id::text, exp, seq, revoked_at, revoked_reason, by FROM r`
 	} else {
@@ -572,9 +578,9 @@ func (tx *Tx) revokeSession(r RevokeRequest, last bool) (*RevokeResult, error) {
 	dest := []any{&out.Entry.JTI, &out.Entry.SID, &out.Entry.Exp, &out.Entry.Seq, &out.RevokedAt, &out.RevokedReason, &out.RevokedByUserID}
 	var err error
 	if last {
-		err = tx.queryRowLast(q, []any{args}, dest...)
+		err = tx.queryRowLast(q, args, dest...)
 	} else {
-		err = tx.tx.QueryRow(tx.ctx, q, args).Scan(dest...)
+		err = tx.tx.QueryRow(tx.ctx, q, args...).Scan(dest...)
 	}
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
