@@ -7,9 +7,11 @@ import (
 
 // The statements of a refresh, found by profiling issue 14's harness: a
 // refresh was 6 statements in 6 round trips (BEGIN, the two SET LOCALs, the
-// lock, the history insert, the update, COMMIT); it is now 2 round trips:
-// BEGIN and the limits with the lock (lazyTx), then the one rotating
-// statement with the COMMIT (Tx.RotateRefresh, lazyTx.execCommit).
+// lock, the history insert, the update, COMMIT). The common refresh is now
+// one statement (rotateCurrent) in one round trip with BEGIN, the limits
+// and COMMIT; the refreshes that need a decision take 2 round trips: BEGIN
+// and the limits with the lock (lazyTx), then the one rotating statement
+// with the COMMIT (Tx.RotateRefresh, lazyTx.execCommit).
 
 const (
 	// refreshByHash finds a token that names no session (one of a release
