@@ -155,6 +155,44 @@ func TestCutoffBoundary(t *testing.T) {
 	}
 }
 
+// TestTwoIssuerCutoffsInOneSecond: two issuer-wide cutoffs decided in the same
+// second share their nbf; a session minted between them is cut off by the
+// second one all the same: its refresh is refused and the sweep revokes it.
+// (By nbf alone the checks and the sweep took the first cutoff of the two.)
+func TestTwoIssuerCutoffsInOneSecond(t *testing.T) {
+	start := time.Unix(1_900_000_000, 200_000_000) // x.2 s
+	f := startFeed(t, authdtest.Options{Start: start})
+	admin := f.Login(t, "root", pw)
+	revokeAll := func() struct{ NBF, Exp int64 } {
+		t.Helper()
+		res, body := f.Do(t, http.MethodPost, "/sessions/revoke-all", admin.AccessToken, "application/json", strings.NewReader(`{"reason":"incident 43"}`))
+		if res.StatusCode != 200 {
+			t.Fatalf("revoke-all: %d %s", res.StatusCode, body)
+		}
+		return decode[struct{ NBF, Exp int64 }](t, body)
+	}
+	f.Clock.Advance(100 * time.Millisecond) // x.3
+	first := revokeAll()
+	admin = f.Login(t, "root", pw)
+	f.Clock.Advance(200 * time.Millisecond) // x.5
+	mid := f.Login(t, "alice", pw)
+	f.Clock.Advance(300 * time.Millisecond) // x.8
+	second := revokeAll()
+	if first.NBF != second.NBF {
+		t.Fatalf("nbf %d and %d: the test needs two cutoffs in one second", first.NBF, second.NBF)
+	}
+	f.Clock.Advance(time.Second)
+	if res, body := refresh(t, f.Env, mid.RefreshToken); res.StatusCode != 400 {
+		t.Fatalf("refresh of the session minted between the two cutoffs: %d %s; want 400", res.StatusCode, body)
+	}
+	if _, err := f.Sessions.SweepCutoffs(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := session(t, f.Env, mid.SID); s.RevokedAt == nil {
+		t.Fatalf("the session minted between the two cutoffs after the sweep: %+v; want revoked", s)
+	}
+}
+
 // TestRevokeAllNeedsAdmin: a user gets 403, a bad reason 400.
 func TestRevokeAllNeedsAdmin(t *testing.T) {
 	f := startFeed(t, authdtest.Options{})

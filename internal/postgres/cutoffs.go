@@ -105,9 +105,16 @@ func (f MintFloor) Min() int64 { return max(f.UserNBF, f.IssuerNBF) }
 
 // issuerColumns select the newest issuer-wide cutoff's nbf, decision time
 // and reason, or 0, NULL and NULL: three index probes of one or no row.
-const issuerColumns = `COALESCE((SELECT nbf FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1), 0),
-	(SELECT revoked_at FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1),
-	(SELECT reason FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1)`
+const issuerColumns = `COALESCE((SELECT nbf ` + newestIssuerCutoff + `), 0),
+	(SELECT revoked_at ` + newestIssuerCutoff + `),
+	(SELECT reason ` + newestIssuerCutoff + `)`
+
+// newestIssuerCutoff selects the issuer-wide cutoff every check compares
+// with: the highest nbf and, among cutoffs decided in the same second (which
+// share an nbf: CutOffIssuer), the one decided last. By nbf alone the index
+// returned the oldest of those, so a session refreshed between two cutoffs
+// of one second passed the second one's check, and its sweep.
+const newestIssuerCutoff = `FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC, revoked_at DESC, id DESC LIMIT 1`
 
 // lockMintFloor reads userID's floor inside a mint transaction and locks
 // the user's row FOR SHARE, so no cutoff of the user commits before this
@@ -353,7 +360,7 @@ func (db *DB) SweepIssuerCutoff(ctx context.Context, now time.Time, batch int) (
 		var reason string
 		var by *string
 		err := tx.tx.QueryRow(tx.ctx, `SELECT id, revoked_at, reason, revoked_by_user_id::text FROM revocation_cutoffs
-			WHERE user_id IS NULL AND swept_at IS NULL ORDER BY nbf DESC LIMIT 1`).Scan(&id, &cutAt, &reason, &by)
+			WHERE user_id IS NULL AND swept_at IS NULL ORDER BY nbf DESC, revoked_at DESC, id DESC LIMIT 1`).Scan(&id, &cutAt, &reason, &by)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -383,9 +390,12 @@ func (db *DB) SweepIssuerCutoff(ctx context.Context, now time.Time, batch int) (
 		}
 		if !left {
 			// Older issuer-wide cutoffs cover a subset of this one's
-			// sessions: they are swept with it.
+			// sessions: they are swept with it. Not one decided later in
+			// the same second (same nbf), which may have committed since
+			// this one was picked: its sweep is still to come.
 			_, err = tx.tx.Exec(tx.ctx, `UPDATE revocation_cutoffs SET swept_at = $2
-				WHERE user_id IS NULL AND swept_at IS NULL AND nbf <= (SELECT nbf FROM revocation_cutoffs WHERE id = $1)`, id, now)
+				WHERE user_id IS NULL AND swept_at IS NULL
+				  AND (nbf, revoked_at) <= (SELECT nbf, revoked_at FROM revocation_cutoffs WHERE id = $1)`, id, now)
 		}
 		return err
 	})

@@ -84,8 +84,7 @@ const rotateCurrent = `WITH cur AS (
 			COALESCE(s.status_list_id, 0) AS status_list_id, COALESCE(s.status_idx, 0) AS status_idx
 		FROM sessions s
 		CROSS JOIN LATERAL (SELECT role, disabled_at, tokens_nbf FROM users WHERE id = s.user_id OFFSET 0) u
-		LEFT JOIN LATERAL (SELECT nbf, revoked_at FROM revocation_cutoffs
-			WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1) c ON true
+		LEFT JOIN LATERAL (SELECT nbf, revoked_at ` + newestIssuerCutoff + `) c ON true
 		WHERE s.id = $1 AND s.refresh_token_hash = $2
 		  AND u.disabled_at IS NULL
 		  AND u.role <> $10
