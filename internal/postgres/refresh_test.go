@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -37,12 +38,16 @@ func TestRefreshBySIDChecksTheHashAgainstThatSession(t *testing.T) {
 func TestRevokeTxSetsItsLimitsWithoutLeavingThem(t *testing.T) {
 	t.Parallel()
 	db, _ := setup(t)
-	var inside, idle string
-	err := db.InRevokeTx(ctx, func(tx *postgres.Tx) error {
-		return tx.QueryRowForTest(`SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')`, &inside, &idle)
-	})
-	if err != nil || inside != "5s" || idle != "5s" {
-		t.Fatalf("inside InRevokeTx: statement_timeout %q, idle_in_transaction_session_timeout %q, %v; want 5s and 5s", inside, idle, err)
+	for name, in := range map[string]func(context.Context, func(*postgres.Tx) error) error{"InRevokeTx": db.InRevokeTx, "InMintTx": db.InMintTx} {
+		var inside, lock, idle string
+		err := in(ctx, func(tx *postgres.Tx) error {
+			return tx.QueryRowForTest(`SELECT current_setting('statement_timeout'), current_setting('lock_timeout'),
+				current_setting('idle_in_transaction_session_timeout')`, &inside, &lock, &idle)
+		})
+		if err != nil || inside != "5s" || lock != "5s" || idle != "5s" {
+			t.Fatalf("inside %s: statement_timeout %q, lock_timeout %q, idle_in_transaction_session_timeout %q, %v; want 5s each",
+				name, inside, lock, idle, err)
+		}
 	}
 	// SET LOCAL dies with the transaction: no pooled connection keeps it.
 	var after string
@@ -193,11 +198,15 @@ func TestRotateCurrentRefreshLeavesDecisionsToTheFullPath(t *testing.T) {
 	db, b := setup(t)
 	at := t0.Add(time.Hour)
 	for _, tc := range []struct {
-		name   string
-		role   string
-		setup  string // run with $1 the session's id, $2 its user's
-		change func(*postgres.CurrentRotation)
+		name    string
+		role    string
+		setup   string // run with $1 the session's id, $2 its user's
+		change  func(*postgres.CurrentRotation)
+		rotates bool
 	}{
+		{name: "nothing to decide (the control)", rotates: true},
+		{name: "an issuer cutoff it was minted after (the control)", rotates: true, setup: `INSERT INTO revocation_cutoffs (revoked_at, nbf, exp, reason)
+			SELECT $4::timestamptz - interval '2 hours', $3 - 7200, $4::timestamptz + interval '1 hour', 'test' WHERE $1::uuid IS NOT NULL AND $2::uuid IS NOT NULL`},
 		{name: "wrong token", change: func(r *postgres.CurrentRotation) { r.Hash = token.HashRefresh("other") }},
 		{name: "another client", change: func(r *postgres.CurrentRotation) { r.ClientID = "other" }},
 		{name: "no client bound", setup: `UPDATE sessions SET client_id = NULL WHERE id = $1 AND $2::uuid IS NOT NULL`},
@@ -236,12 +245,19 @@ func TestRotateCurrentRefreshLeavesDecisionsToTheFullPath(t *testing.T) {
 					}
 				})
 			}
-			r := currentRotation(sid, tok, "t1", at)
+			r := currentRotation(sid, tok, "t1-"+tc.name, at)
 			if tc.change != nil {
 				tc.change(&r)
 			}
 			before := sessionRow(t, db, sid)
-			if rs, err := rotateCurrent(db, r); !errors.Is(err, postgres.ErrNotFound) {
+			rs, err := rotateCurrent(db, r)
+			if tc.rotates {
+				if err != nil || rs.UserID != u.ID {
+					t.Fatalf("the control did not rotate: %+v, %v", rs, err)
+				}
+				return
+			}
+			if !errors.Is(err, postgres.ErrNotFound) {
 				t.Fatalf("rotated: %+v, %v; want ErrNotFound", rs, err)
 			}
 			var n int
@@ -286,5 +302,50 @@ func TestRotateCurrentRefreshRechecksAfterTheLock(t *testing.T) {
 	}
 	if row, err := lockRefreshOf(db, sid, "won"); err != nil || row.Reused {
 		t.Fatalf("the first refresh's token: %+v, %v; want it current", row, err)
+	}
+}
+
+// A revocation, or a cutoff of the user, that holds the session while the
+// one-statement refresh waits for it: once it commits, the refresh finds
+// the session revoked on the row it locked and rotates nothing.
+func TestRotateCurrentRefreshYieldsToARevocationItWaitedFor(t *testing.T) {
+	t.Parallel()
+	for name, revoke := range map[string]func(tx *postgres.Tx, sid, uid string) error{
+		"RevokeSession": func(tx *postgres.Tx, sid, _ string) error {
+			_, err := tx.RevokeSession(postgres.RevokeRequest{SID: sid, Reason: "admin_revoke", At: t0})
+			return err
+		},
+		"CutOffUser": func(tx *postgres.Tx, _, uid string) error {
+			_, err := tx.CutOffUser(postgres.UserCutoff{UserID: uid, Reason: "user_logout_all", Now: func() time.Time { return t0 }})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			db, b := setup(t)
+			u := createUser(t, db, b, "alice", "user")
+			ns := newSession(u, t0, t0.Add(24*time.Hour), "a0")
+			ns.ClientID = "app"
+			sid := createSession(t, db, ns)
+			release := holdTx(t, db, func(tx *postgres.Tx) error { return revoke(tx, sid, u.ID) })
+			finished := make(chan struct{})
+			var err error
+			go func() {
+				defer close(finished)
+				_, err = rotateCurrent(db, currentRotation(sid, "a0", "a1", t0.Add(time.Minute)))
+			}()
+			awaitBlocked(t, db, finished)
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			<-finished
+			if !errors.Is(err, postgres.ErrNotFound) {
+				t.Fatalf("the refresh that waited for the revocation: %v; want ErrNotFound", err)
+			}
+			row, err := lockRefreshOf(db, sid, "a0")
+			if err != nil || !row.Revoked || row.Reused {
+				t.Fatalf("after the revocation: %+v, %v; want a0 still current, the session revoked", row, err)
+			}
+		})
 	}
 }

@@ -21,9 +21,9 @@ const MaxRevokeTx = 5 * time.Second
 
 // InRevokeTx runs fn in a transaction bounded as every transaction that
 // writes revoked_at must be: by MaxRevokeTx measured from now, tighter than
-// any deadline ctx brought, and on the server by statement_timeout and
-// idle_in_transaction_session_timeout of the same length, so a stalled
-// client cannot keep the transaction open either. Every statement of tx runs
+// any deadline ctx brought, and on the server by statement_timeout,
+// lock_timeout and idle_in_transaction_session_timeout of the same length,
+// so a stalled client cannot keep the transaction open either. Every statement of tx runs
 // under the bounded context.
 func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.inRevokeTx(ctx, false, fn)
@@ -55,21 +55,22 @@ func (db *DB) inRevokeTx(ctx context.Context, mint bool, fn func(tx *Tx) error) 
 // revokeOpen opens a revoking transaction with the server-side limits of
 // MaxRevokeTx. They travel in one pipeline with the transaction's first
 // statement (lazyTx), so they bind it without a round trip of their own,
-// and both go in one statement: set_config(…, true) is SET LOCAL, which,
+// and all go in one statement: set_config(…, true) is SET LOCAL, which,
 // unlike a startup parameter, passes PgBouncer in transaction mode and dies
 // with the transaction.
 var revokeOpen = []string{`BEGIN`, limitsSQL}
 
-var limitsSQL = fmt.Sprintf(`SELECT set_config('statement_timeout', '%[1]d', true), set_config('idle_in_transaction_session_timeout', '%[1]d', true)`,
-	MaxRevokeTx.Milliseconds())
+// limitsSQL sets the limits. lock_timeout comes first: it bounds a wait for
+// a lock taken later in the same statement (mintOpen's), which the
+// statement_timeout set here does not (PostgreSQL armed that one before the
+// statement ran).
+var limitsSQL = fmt.Sprintf(`SELECT set_config('lock_timeout', '%[1]d', true), set_config('statement_timeout', '%[1]d', true),
+	set_config('idle_in_transaction_session_timeout', '%[1]d', true)`, MaxRevokeTx.Milliseconds())
 
 // mintOpen is revokeOpen taking issuerCutoffLock shared as well (InMintTx),
 // in the limits' statement: the server runs it before the transaction's
 // first statement, so that statement's snapshot already has every
-// issuer-wide cutoff committed before the lock was granted. (A wait for the
-// lock is bounded by the caller's context, not by this statement's
-// statement_timeout, which was armed before set_config ran; once the lock is
-// held, both limits are in force.)
+// issuer-wide cutoff committed before the lock was granted.
 var mintOpen = []string{`BEGIN`, limitsSQL + `, ` + mintLockCall}
 
 // mintLockSQL takes issuerCutoffLock shared until the transaction ends.
@@ -671,8 +672,8 @@ const (
 // of the user's and the issuer-wide cutoff, and when the issuer-wide one was
 // decided.
 const cutoffColumns = `, GREATEST(u.tokens_nbf,
-		COALESCE((SELECT nbf FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1), 0)),
-	(SELECT revoked_at FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC LIMIT 1)`
+		COALESCE((SELECT nbf ` + newestIssuerCutoff + `), 0)),
+	(SELECT revoked_at ` + newestIssuerCutoff + `)`
 
 // loadSessionAuth runs SELECT columns[, client][, cutoffs] from, and scans
 // it into a SessionAuth.

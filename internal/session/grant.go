@@ -427,8 +427,13 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 //
 // The signature comes after the commit, so the rotation cannot wait for
 // it; the stamp holds the signing key, which leaves the signature nothing
-// to fail on but a broken key (then the client must log in again, as after
-// any refresh whose answer it lost).
+// to fail on but a broken key (then the client is told invalid_grant and
+// must log in again, as after any refresh whose answer it lost).
+//
+// now is read before the statement, the full path's after its lock: a
+// refresh that waited for a lock is judged (idle, expiry) as of when it
+// arrived, at most postgres.MaxRevokeTx earlier, and the idle bound travels to the
+// database at microsecond precision.
 func (s *Service) refreshCurrent(ctx context.Context, refresh string, m Meta) (g Grant, ok bool, err error) {
 	sid := token.RefreshSID(refresh)
 	if sid == "" {
@@ -464,7 +469,7 @@ func (s *Service) refreshCurrent(ctx context.Context, refresh string, m Meta) (g
 	}, stamp)
 	if err != nil {
 		s.log.Error("access token not signed after its rotation committed", "sid", sid, "err", err)
-		return Grant{}, true, err
+		return Grant{}, true, ErrInvalidRefresh
 	}
 	s.obs.TokenIssued(GrantRefreshToken)
 	return Grant{AccessToken: minted.Token, ExpiresIn: expiresIn(minted, now), RefreshToken: rt, SID: sid,
