@@ -114,7 +114,11 @@ const issuerColumns = `COALESCE((SELECT nbf ` + newestIssuerCutoff + `), 0),
 // share an nbf: CutOffIssuer), the one decided last. By nbf alone the index
 // returned the oldest of those, so a session refreshed between two cutoffs
 // of one second passed the second one's check, and its sweep.
-const newestIssuerCutoff = `FROM revocation_cutoffs WHERE user_id IS NULL ORDER BY nbf DESC, revoked_at DESC, id DESC LIMIT 1`
+const newestIssuerCutoff = `FROM revocation_cutoffs WHERE user_id IS NULL ` + issuerCutoffOrder + ` LIMIT 1`
+
+// issuerCutoffOrder orders issuer-wide cutoffs newest first, as
+// newestIssuerCutoff and the sweep's pick both need.
+const issuerCutoffOrder = `ORDER BY nbf DESC, revoked_at DESC, id DESC`
 
 // lockMintFloor reads userID's floor inside a mint transaction and locks
 // the user's row FOR SHARE, so no cutoff of the user commits before this
@@ -360,7 +364,7 @@ func (db *DB) SweepIssuerCutoff(ctx context.Context, now time.Time, batch int) (
 		var reason string
 		var by *string
 		err := tx.tx.QueryRow(tx.ctx, `SELECT id, revoked_at, reason, revoked_by_user_id::text FROM revocation_cutoffs
-			WHERE user_id IS NULL AND swept_at IS NULL ORDER BY nbf DESC, revoked_at DESC, id DESC LIMIT 1`).Scan(&id, &cutAt, &reason, &by)
+			WHERE user_id IS NULL AND swept_at IS NULL `+issuerCutoffOrder+` LIMIT 1`).Scan(&id, &cutAt, &reason, &by)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}

@@ -130,6 +130,35 @@ func rotateCurrent(db *postgres.DB, r postgres.CurrentRotation) (postgres.Rotate
 	return rs, err
 }
 
+// appSession is a session of u from t0 for a day, issued to client "app",
+// with refresh token refresh: one the one-statement refresh can rotate.
+func appSession(t *testing.T, db *postgres.DB, u postgres.User, refresh string) postgres.NewSession {
+	t.Helper()
+	ns := newSession(u, t0, t0.Add(24*time.Hour), refresh)
+	ns.ClientID = "app"
+	createSession(t, db, ns)
+	return ns
+}
+
+// rotateBehind runs the one-statement refresh r while a held transaction
+// (holdTx) has the session locked: it waits until r is blocked on that
+// lock, lets the held transaction commit, and returns r's error.
+func rotateBehind(t *testing.T, db *postgres.DB, release func() error, r postgres.CurrentRotation) error {
+	t.Helper()
+	finished := make(chan struct{})
+	var err error
+	go func() {
+		defer close(finished)
+		_, err = rotateCurrent(db, r)
+	}()
+	awaitBlocked(t, db, finished)
+	if err := release(); err != nil {
+		t.Fatal(err)
+	}
+	<-finished
+	return err
+}
+
 // currentRotation rotates sid from refresh to next at at, for a client
 // naming none, with a ten-minute access token and no idle timeout.
 func currentRotation(sid, refresh, next string, at time.Time) postgres.CurrentRotation {
@@ -145,9 +174,8 @@ func TestRotateCurrentRefreshRotates(t *testing.T) {
 	t.Parallel()
 	db, b := setup(t)
 	u := createUser(t, db, b, "alice", "user")
-	ns := newSession(u, t0, t0.Add(24*time.Hour), "a0")
-	ns.ClientID = "app"
-	sid := createSession(t, db, ns)
+	ns := appSession(t, db, u, "a0")
+	sid := ns.ID
 	at := t0.Add(time.Minute)
 	r := currentRotation(sid, "a0", "a1", at)
 	rs, err := rotateCurrent(db, r)
@@ -225,9 +253,7 @@ func TestRotateCurrentRefreshLeavesDecisionsToTheFullPath(t *testing.T) {
 			// Not parallel: the issuer-wide cases change every session.
 			u := createUser(t, db, b, "u-"+uuid.NewString()[:8], cmp.Or(tc.role, "user"))
 			tok := "t0-" + tc.name
-			ns := newSession(u, t0, t0.Add(24*time.Hour), tok)
-			ns.ClientID = "app"
-			sid := createSession(t, db, ns)
+			sid := appSession(t, db, u, tok).ID
 			if tc.setup != "" {
 				args := []any{sid, u.ID}
 				if strings.Contains(tc.setup, "$3") {
@@ -276,9 +302,7 @@ func TestRotateCurrentRefreshLeavesDecisionsToTheFullPath(t *testing.T) {
 func TestRotateCurrentRefreshRechecksAfterTheLock(t *testing.T) {
 	t.Parallel()
 	db, b := setup(t)
-	ns := newSession(createUser(t, db, b, "alice", "user"), t0, t0.Add(24*time.Hour), "a0")
-	ns.ClientID = "app"
-	sid := createSession(t, db, ns)
+	sid := appSession(t, db, createUser(t, db, b, "alice", "user"), "a0").ID
 	release := holdTx(t, db, func(tx *postgres.Tx) error {
 		if _, err := tx.LockSessionByRefreshHash(sid, token.HashRefresh("a0")); err != nil {
 			return err
@@ -286,17 +310,7 @@ func TestRotateCurrentRefreshRechecksAfterTheLock(t *testing.T) {
 		return tx.RotateRefresh(postgres.Rotation{SID: sid, NewHash: token.HashRefresh("won"), JTI: uuid.NewString(),
 			AccessExp: t0.Add(10 * time.Minute), At: t0})
 	})
-	finished := make(chan struct{})
-	var err error
-	go func() {
-		defer close(finished)
-		_, err = rotateCurrent(db, currentRotation(sid, "a0", "lost", t0))
-	}()
-	awaitBlocked(t, db, finished)
-	if err := release(); err != nil {
-		t.Fatal(err)
-	}
-	<-finished
+	err := rotateBehind(t, db, release, currentRotation(sid, "a0", "lost", t0))
 	if !errors.Is(err, postgres.ErrNotFound) {
 		t.Fatalf("the second refresh with a0: %v; want ErrNotFound", err)
 	}
@@ -324,21 +338,9 @@ func TestRotateCurrentRefreshYieldsToARevocationItWaitedFor(t *testing.T) {
 			t.Parallel()
 			db, b := setup(t)
 			u := createUser(t, db, b, "alice", "user")
-			ns := newSession(u, t0, t0.Add(24*time.Hour), "a0")
-			ns.ClientID = "app"
-			sid := createSession(t, db, ns)
+			sid := appSession(t, db, u, "a0").ID
 			release := holdTx(t, db, func(tx *postgres.Tx) error { return revoke(tx, sid, u.ID) })
-			finished := make(chan struct{})
-			var err error
-			go func() {
-				defer close(finished)
-				_, err = rotateCurrent(db, currentRotation(sid, "a0", "a1", t0.Add(time.Minute)))
-			}()
-			awaitBlocked(t, db, finished)
-			if err := release(); err != nil {
-				t.Fatal(err)
-			}
-			<-finished
+			err := rotateBehind(t, db, release, currentRotation(sid, "a0", "a1", t0.Add(time.Minute)))
 			if !errors.Is(err, postgres.ErrNotFound) {
 				t.Fatalf("the refresh that waited for the revocation: %v; want ErrNotFound", err)
 			}

@@ -23,8 +23,8 @@ const MaxRevokeTx = 5 * time.Second
 // writes revoked_at must be: by MaxRevokeTx measured from now, tighter than
 // any deadline ctx brought, and on the server by statement_timeout,
 // lock_timeout and idle_in_transaction_session_timeout of the same length,
-// so a stalled client cannot keep the transaction open either. Every statement of tx runs
-// under the bounded context.
+// so a stalled client cannot keep the transaction open either. Every
+// statement of tx runs under the bounded context.
 func (db *DB) InRevokeTx(ctx context.Context, fn func(tx *Tx) error) error {
 	return db.inRevokeTx(ctx, false, fn)
 }

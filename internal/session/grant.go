@@ -432,8 +432,8 @@ func (s *Service) RefreshGrantWith(ctx context.Context, refresh string, m Meta) 
 //
 // now is read before the statement, the full path's after its lock: a
 // refresh that waited for a lock is judged (idle, expiry) as of when it
-// arrived, at most postgres.MaxRevokeTx earlier, and the idle bound travels to the
-// database at microsecond precision.
+// arrived, at most postgres.MaxRevokeTx earlier, and the idle bound
+// travels to the database at microsecond precision.
 func (s *Service) refreshCurrent(ctx context.Context, refresh string, m Meta) (g Grant, ok bool, err error) {
 	sid := token.RefreshSID(refresh)
 	if sid == "" {
